@@ -1,0 +1,18 @@
+"""The one exception type for user mistakes.
+
+`ConfigError` subclasses `ValueError`, so library users catch it like torch's own validation
+errors; the CLI turns it into one line on stderr and exit status 2 instead of a traceback.
+Messages name what was wrong, the value, and what is allowed.
+"""
+
+
+class ConfigError(ValueError):
+    """A user mistake: bad argument, bad file, bad combination of options."""
+
+
+def check_choice(what: str, value: str, allowed) -> str:
+    """Return `value` if it is one of `allowed`, else raise a ConfigError listing them."""
+    allowed = list(allowed)
+    if value not in allowed:
+        raise ConfigError(f"unknown {what} {value!r}; known: {', '.join(map(str, allowed))}")
+    return value

@@ -1,0 +1,60 @@
+"""The interface every min-max problem implements.
+
+A game is described for ONE worker: its parameters are a dict of named tensors without a
+worker axis, and `operator` is a pure function of those parameters and one batch. That is
+what lets the simulator map it over N stacked workers (torch.func.vmap, or a loop) and the
+distributed backend apply it to its single worker, with the same code.
+
+Convention: the "min" player (generator, x) descends its own loss, the "max" player
+(discriminator, y) descends ITS own loss too (for a zero-sum f, l_max = -f), so the operator
+is T = (dl_min/dx, dl_max/dy) and every algorithm moves along -T.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import torch
+from torch import Tensor
+
+Params = dict[str, Tensor]
+Batch = dict[str, Tensor]
+
+
+class Game(abc.ABC):
+    """A stochastic min-max game split over `n_workers` data shards."""
+
+    n_workers: int
+
+    @abc.abstractmethod
+    def init_params(self, seed: int) -> Params:
+        """The common starting point x_0 of every worker (no worker axis)."""
+
+    @abc.abstractmethod
+    def player(self, name: str) -> str:
+        """'min' or 'max': which player owns parameter `name` (for per-player step sizes)."""
+
+    @abc.abstractmethod
+    def sample(self, worker: int, generator: torch.Generator, batch_size: int) -> Batch:
+        """A minibatch from `worker`'s shard (data and any noise), drawn from `generator` only.
+
+        Every random number the operator needs is drawn here, outside `operator`, so the
+        operator is deterministic and vmap-able and a worker sees the same numbers whether it
+        runs in the simulator or in its own process.
+        """
+
+    @abc.abstractmethod
+    def operator(self, params: Params, batch: Batch) -> Params:
+        """T(x; batch): each player's gradient of its own loss, both at the same point."""
+
+    @abc.abstractmethod
+    def large_batch(self, generator: torch.Generator, size: int) -> Batch:
+        """A batch drawn from the union of all shards, for estimating ||T(x_bar)||^2."""
+
+    def losses(self, params: Params, batch: Batch) -> dict[str, Tensor]:
+        """Scalar losses to log, e.g. {'loss_min': ..., 'loss_max': ...}. Optional."""
+        return {}
+
+    def solution(self) -> Params | None:
+        """The known solution x*, if there is one."""
+        return None
