@@ -1,0 +1,47 @@
+"""`gossipgan` command line: one subcommand per module in this package.
+
+User mistakes (ConfigError) become one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from gossipgan.errors import ConfigError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors on one line and exit status 2 like ours."""
+
+    def error(self, message: str):
+        self.exit(2, f"gossipgan: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from gossipgan.cli import solve, topology_cmd, train_cmd
+
+    parser = _Parser(prog="gossipgan", description="Decentralized optimistic training of GANs "
+                     "and min-max games over gossip graphs.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for module in (train_cmd, solve, topology_cmd):
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as e:
+        print(f"gossipgan: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

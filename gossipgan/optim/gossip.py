@@ -1,0 +1,188 @@
+"""The algorithms, written once over a Communicator, with the torch.optim API.
+
+One step() = one operator evaluation (the gradients already in `.grad`, or a closure) and one
+communication phase, both players at once. Three switches describe every method:
+
+    direction    "sgd" (u = -lr g) or "adam" (u = -lr m_hat/(sqrt(v_hat)+eps))
+    optimistic   re-use the last update for the extrapolation point (DESIGN.md §3)
+    centralized  g <- mean over all workers (all-reduce) and no gossip
+
+Optimistic methods (DPOSG, DPOAdam, CPOSG, CPOAdam): the parameters hold z_k, the point where
+the next operator is evaluated; `self.state` holds the iterate x_k, its mixture x_hat_k and
+the last update u_k. A step with g_k = T(z_k) in `.grad` does
+
+    x_k = x_hat_{k-1} + u_k,   x_hat_k = mix(x_k),   z_{k+1} = x_hat_k + u_k
+
+and the very first step (parameters = x_0, g_0 = T(x_0)) sets x_hat_0 = mix(x_0),
+z_1 = x_hat_0 + u_0. Non-optimistic methods (DPSGDA, DPAdam): x_k = mix(x_{k-1}) + u(x_{k-1}).
+
+Parameters may carry the worker axis (the simulator: shape [N, ...]) or not (one worker per
+process under torch.distributed): each is viewed as [n_local, -1] for communication.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from gossipgan.comm.base import Communicator
+from gossipgan.errors import ConfigError
+from gossipgan.optim.functional import adam_updates, sgd_updates
+
+
+def _validate(lr: float, rounds: int, betas: tuple[float, float], eps: float) -> None:
+    if not lr > 0.0:
+        raise ConfigError(f"Invalid learning rate: {lr} (must be > 0)")
+    if not (isinstance(rounds, int) and rounds >= 1):
+        raise ConfigError(f"Invalid number of gossip rounds: {rounds} (must be an integer >= 1)")
+    if not 0.0 <= betas[0] < 1.0:
+        raise ConfigError(f"Invalid beta parameter at index 0: {betas[0]} (must be in [0, 1))")
+    if not 0.0 <= betas[1] < 1.0:
+        raise ConfigError(f"Invalid beta parameter at index 1: {betas[1]} (must be in [0, 1))")
+    if not eps >= 0.0:
+        raise ConfigError(f"Invalid epsilon value: {eps} (must be >= 0)")
+
+
+class GossipOptimizer(Optimizer):
+    """Base of every algorithm; subclasses only fix the three switches."""
+
+    direction: str = "sgd"
+    optimistic: bool = True
+    centralized: bool = False
+
+    def __init__(
+        self,
+        params: Iterable,
+        comm: Communicator,
+        lr: float = 1e-3,
+        rounds: int = 1,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        moments: str = "local",
+    ):
+        if not isinstance(comm, Communicator):
+            raise ConfigError(f"comm must be a gossipgan Communicator, got {type(comm).__name__}")
+        _validate(lr, rounds, betas, eps)
+        if moments not in ("local", "mixed"):
+            raise ConfigError(f"Invalid moments: {moments!r} (allowed: 'local', 'mixed')")
+        if moments == "mixed" and (self.direction != "adam" or self.centralized):
+            raise ConfigError("moments='mixed' applies only to decentralized Adam methods")
+        self.comm = comm
+        defaults = dict(lr=lr, rounds=rounds, betas=tuple(betas), eps=eps, moments=moments)
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            _validate(group["lr"], group["rounds"], group["betas"], group["eps"])
+        rounds_used = {g["rounds"] for g in self.param_groups}
+        if len(rounds_used) > 1:
+            raise ConfigError(f"all parameter groups must use the same rounds, got {rounds_used}")
+
+    # --- the worker-axis view -------------------------------------------------------------
+    def _view(self, t: Tensor) -> Tensor:
+        return t.view(self.comm.n_local, -1)
+
+    def _params(self) -> list[tuple[dict, Tensor]]:
+        out = []
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    raise RuntimeError("every parameter needs a gradient: the operator covers both players")
+                out.append((group, p))
+        return out
+
+    @property
+    def iteration(self) -> int:
+        """Completed step() calls."""
+        first = self.param_groups[0]["params"][0]
+        return int(self.state[first].get("iteration", 0))
+
+    def _communicate(self, tensors: list[Tensor], step: int) -> list[Tensor]:
+        if self.centralized or not tensors:
+            return tensors
+        rounds = self.param_groups[0]["rounds"]
+        return self.comm.mix([self._view(t) for t in tensors], rounds, step)
+
+    def _updates(self, pairs: list[tuple[dict, Tensor]], grads: list[Tensor]) -> list[Tensor]:
+        """u = -lr d for every parameter, per group (per-player step sizes)."""
+        updates: list[Tensor] = [None] * len(pairs)  # type: ignore[list-item]
+        for group in self.param_groups:
+            ids = [i for i, (g, _) in enumerate(pairs) if g is group]
+            if not ids:
+                continue
+            gs = [grads[i] for i in ids]
+            if self.direction == "sgd":
+                us = sgd_updates(gs, group["lr"])
+            else:
+                states = [self.state[pairs[i][1]] for i in ids]
+                for s, g in zip(states, gs):
+                    if "exp_avg" not in s:
+                        s["exp_avg"] = torch.zeros_like(g)
+                        s["exp_avg_sq"] = torch.zeros_like(g)
+                        s["adam_step"] = torch.zeros((), dtype=torch.float32)
+                us = adam_updates(
+                    gs, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+                    [s["adam_step"] for s in states],
+                    lr=group["lr"], betas=group["betas"], eps=group["eps"],
+                )
+            for i, u in zip(ids, us):
+                updates[i] = u
+        return updates
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], object] | None = None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        pairs = self._params()
+        params = [p for _, p in pairs]
+        grads = [p.grad.detach() for p in params]
+        if self.centralized:
+            grads = [g.view_as(p) for g, p in zip(self.comm.mean([self._view(g) for g in grads]), params)]
+        k = self.iteration
+        updates = self._updates(pairs, grads)
+        mixed_moments = self.param_groups[0]["moments"] == "mixed"
+        states = [self.state[p] for p in params]
+
+        if self.optimistic:
+            if k == 0:
+                x = [p.detach().clone() for p in params]
+            else:
+                x = torch._foreach_add([s["x_hat"] for s in states], updates)
+        else:
+            x = params  # x_{k-1}: mixed first, then moved by u(x_{k-1})
+
+        extra = []
+        if mixed_moments:
+            extra = [s[key] for s in states for key in ("exp_avg", "exp_avg_sq")]
+        mixed = self._communicate(list(x) + extra, k)
+        x_hat = [m.view_as(p) for m, p in zip(mixed[: len(params)], params)]
+        for buf, m in zip(extra, mixed[len(params):]):
+            buf.copy_(m.view_as(buf))
+
+        if self.optimistic:
+            for s, xi, xh, u in zip(states, x, x_hat, updates):
+                s["x"] = xi
+                s["x_hat"] = xh.clone() if xh is xi else xh  # centralized: mix is the identity
+                s["update"] = u
+        new_params = torch._foreach_add(x_hat, updates)
+        for p, v in zip(params, new_params):
+            p.copy_(v)
+        for s in states:
+            s["iteration"] = k + 1
+        return loss
+
+    def iterates(self) -> list[Tensor]:
+        """The iterate x_k of every parameter (what metrics and the output model use).
+
+        For optimistic methods the parameters hold the extrapolation point z_{k+1}; x_k is in
+        the state. Before the first step the parameters are x_0.
+        """
+        out = []
+        for group in self.param_groups:
+            for p in group["params"]:
+                s = self.state.get(p, {})
+                out.append(s["x"] if self.optimistic and "x" in s else p.detach())
+        return out

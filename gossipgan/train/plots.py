@@ -1,0 +1,92 @@
+"""Plots of metrics.csv: ||T(x_bar)||^2, consensus and losses against iteration / wall-clock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from gossipgan.train.outputs import read_metrics  # noqa: E402
+
+LOG_SCALE = {"grad_op_norm_sq", "consensus", "dist_to_solution"}
+TITLES = {
+    "grad_op_norm_sq": "||T(x̄)||² (large batch)",
+    "consensus": "consensus distance (1/N) Σ||x_i − x̄||²",
+    "dist_to_solution": "||x̄ − x*||²",
+}
+
+
+def _series(rows: list[dict], key: str, x: str = "iter") -> tuple[list, list]:
+    pts = [(r[x], r[key]) for r in rows if r.get(key) is not None and r.get(x) is not None]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def _positive(ys: list) -> bool:
+    return any(y > 0 for y in ys)
+
+
+def plot_run(run_dir: Path) -> list[Path]:
+    """One PNG per metric the run logged, plus the losses together."""
+    rows = read_metrics(run_dir / "metrics.csv")
+    out_dir = run_dir / "plots"
+    out_dir.mkdir(exist_ok=True)
+    written = []
+    keys = [k for k in (rows[0] if rows else {}) if k in TITLES or k.startswith("cls_")
+            or k in ("hq_rate", "modes_covered")]
+    for key in keys:
+        xs, ys = _series(rows, key)
+        if not xs:
+            continue
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        ax.plot(xs, ys)
+        if key in LOG_SCALE and _positive(ys):
+            ax.set_yscale("log")
+        ax.set_xlabel("iteration")
+        ax.set_title(TITLES.get(key, key))
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        path = out_dir / f"{key}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    loss_keys = [k for k in (rows[0] if rows else {}) if k.startswith("loss_")]
+    if loss_keys:
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        for key in loss_keys:
+            ax.plot(*_series(rows, key), label=key)
+        ax.set_xlabel("iteration")
+        ax.set_title("losses of the average model")
+        ax.legend()
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        path = out_dir / "losses.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def plot_comparison(run_dirs: dict[str, Path], out: Path, keys=("grad_op_norm_sq", "consensus"),
+                    x: str = "iter") -> Path:
+    """Several runs on shared axes, one panel per metric."""
+    runs = {name: read_metrics(d / "metrics.csv") for name, d in run_dirs.items()}
+    keys = [k for k in keys if any(_series(rows, k, x)[0] for rows in runs.values())]
+    fig, axes = plt.subplots(1, max(len(keys), 1), figsize=(5 * max(len(keys), 1), 3.8), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for name, rows in runs.items():
+            xs, ys = _series(rows, key, x)
+            if xs:
+                ax.plot(xs, ys, label=name)
+        if key in LOG_SCALE:
+            ax.set_yscale("log")
+        ax.set_xlabel("iteration" if x == "iter" else "wall-clock seconds (training)")
+        ax.set_title(TITLES.get(key, key))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
