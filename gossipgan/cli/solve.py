@@ -30,7 +30,7 @@ def solve_defaults() -> Config:
     cfg.game.name = "bilinear"
     cfg.optim.algo, cfg.optim.lr = "dposg", 0.05
     cfg.run.batch, cfg.run.iters = 8, 2000
-    cfg.run.log_every, cfg.run.eval_every, cfg.run.eval_batch = 20, 20, 1
+    cfg.run.log_every, cfg.run.eval_every, cfg.run.eval_batch = 20, 20, 256
     cfg.run.checkpoint_every = cfg.run.sample_every = 1000
     return cfg
 

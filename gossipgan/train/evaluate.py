@@ -1,7 +1,8 @@
 """What the loop measures: at the average iterate x_bar = (1/N) sum_i x^i, and across workers.
 
 - consensus: (1/N) sum_i ||x^i - x_bar||^2 over the iterates x^i (not the extrapolation points)
-- grad_op_norm_sq: ||T(x_bar)||^2 on a large batch from the union of all shards
+- grad_op_norm_sq: ||T(x_bar)||^2, exact for analytic games, else on a large batch drawn
+  from the union of all shards
 - dist_to_solution: ||x_bar - x*||^2 where the game knows x*
 - loss_*: the game's losses at x_bar on an evaluation batch
 - traffic: messages and bytes per worker a real network would carry; comm_s, wall_s
@@ -64,8 +65,10 @@ class Evaluator:
             row.update({k2: float(v) for k2, v in game.losses(x_bar, batch).items()})
         row["grad_op_norm_sq"] = None
         if full:
+            exact = getattr(game, "full_operator", None)  # analytic games: T over all shards
             with torch.enable_grad():
-                row["grad_op_norm_sq"] = _sq_norm(game.operator(x_bar, batch).values())
+                op = exact(x_bar) if exact else game.operator(x_bar, batch)
+            row["grad_op_norm_sq"] = _sq_norm(op.values())
         solution = game.solution()
         if solution is not None:
             row["dist_to_solution"] = _sq_norm(x_bar[n] - solution[n].to(x_bar[n]) for n in solution)
