@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from gossipgan.errors import ConfigError
@@ -34,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    rank0 = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 logs
+    level = logging.DEBUG if args.verbose else logging.INFO
+    logging.basicConfig(level=level if rank0 else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)

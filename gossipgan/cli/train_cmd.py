@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
+
+import torch.distributed as dist
 
 from gossipgan.cli.common import add_run_options, config_from_args
 from gossipgan.train import train
@@ -26,15 +29,23 @@ def add_parser(sub) -> None:
                        description="Train a GAN on N workers. Defaults: DPOAdam, 8 workers, ring, "
                        "t=1, DCGAN on sklearn digits.")
     add_run_options(p, TRAIN_FLAGS)
+    p.add_argument("--auto-resume", action="store_true",
+                   help="resume if every worker has a checkpoint, else start afresh "
+                   "(for torchrun --max-restarts)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     out = Path(args.out or f"runs/{cfg.optim.algo}-{cfg.topology.name}-{cfg.data.dataset}")
-    summary = train(cfg, out, resume=args.resume, overwrite=args.overwrite,
-                    progress=not args.no_progress)
-    if not summary.get("interrupted"):
+    resume = "auto" if args.auto_resume else args.resume
+    try:
+        summary = train(cfg, out, resume=resume, overwrite=args.overwrite,
+                        progress=not args.no_progress)
+    finally:
+        if cfg.run.backend == "dist" and dist.is_initialized():
+            dist.destroy_process_group()
+    if not summary.get("interrupted") and int(os.environ.get("RANK", 0)) == 0:
         print(json.dumps(summary, indent=2))
         print(f"run written to {out}/ (metrics.csv, samples/, plots/, summary.json)")
     return 0

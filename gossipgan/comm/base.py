@@ -95,6 +95,14 @@ class Communicator(abc.ABC):
     def barrier(self) -> None:
         """Wait for every worker (no-op in one process)."""
 
+    def gather_objects(self, obj) -> list:
+        """`obj` from every process, in rank order (one process: [obj])."""
+        return [obj]
+
+    def any_true(self, flag: bool) -> bool:
+        """Whether `flag` is true on any process (for stopping all ranks at the same step)."""
+        return flag
+
     def _count_gossip(self, tensors: list[Tensor], rounds: int, step: int) -> None:
         """Messages and bytes of `rounds` rounds: one message per directed edge per round."""
         per_worker = sum(t[0].numel() * t.element_size() for t in tensors) if tensors else 0

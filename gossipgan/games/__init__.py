@@ -24,7 +24,8 @@ def build_game(cfg: Config, n_workers: int) -> Game:
     if g.name in ANALYTIC_GAMES:
         return build_analytic_game(g.name, n_workers=n_workers, dim=g.dim,
                                    samples_per_worker=g.samples_per_worker,
-                                   heterogeneity=g.heterogeneity, noise=g.noise, seed=cfg.run.seed)
+                                   heterogeneity=g.heterogeneity, noise=g.noise, seed=cfg.run.seed,
+                                   device=cfg.run.device)
     d = cfg.data
     dataset = load_dataset(d.dataset, d.root, split="train", image_size=d.image_size, seed=cfg.run.seed)
     return GanGame(dataset, n_workers, model=g.model, loss=g.loss, latent_dim=g.latent_dim,

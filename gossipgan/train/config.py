@@ -74,7 +74,9 @@ class RunConfig:
     eval_batch: int = 1024
     sample_every: int = 500       # image grids of x_bar and worker 0
     checkpoint_every: int = 500
-    backend: str = "sim"          # sim | dist
+    backend: str = "sim"          # sim | dist (torchrun, one process per worker)
+    dist_backend: str = "auto"    # auto | gloo | nccl
+    delay_ms: float = 0.0         # dist: application-level per-hop delay (latency emulation)
     vectorize: str = "auto"       # auto | vmap | loop (simulator)
     mixing: str = "auto"          # auto | dense | sparse (simulator)
     threads: int = 1
@@ -109,7 +111,8 @@ class Config:
 # Keys that do not change the iterates: a resumed run may differ in these.
 NON_MATH_KEYS = {
     "run.iters", "run.log_every", "run.eval_every", "run.eval_batch", "run.sample_every",
-    "run.checkpoint_every", "run.threads", "data.root",
+    "run.checkpoint_every", "run.threads", "data.root", "run.delay_ms", "run.dist_backend",
+    "run.device",
 }
 
 

@@ -60,7 +60,8 @@ class Evaluator:
             "messages": traffic.messages // max(run.comm.n_local, 1),
             "consensus": self.consensus(x_bar),
         }
-        batch = game.large_batch(self.generator, cfg.run.eval_batch)
+        device = next(iter(x_bar.values())).device
+        batch = {k2: v.to(device) for k2, v in game.large_batch(self.generator, cfg.run.eval_batch).items()}
         with torch.enable_grad():
             row.update({k2: float(v) for k2, v in game.losses(x_bar, batch).items()})
         row["grad_op_norm_sq"] = None

@@ -22,14 +22,16 @@ from tqdm import tqdm
 
 from gossipgan import topology as topo
 from gossipgan.comm import Communicator, SimComm
+from gossipgan.comm.dist import DistComm, init_process_group, local_device
 from gossipgan.errors import ConfigError
 from gossipgan.games import Game, build_game
 from gossipgan.optim import GossipOptimizer, optimizer_class
-from gossipgan.train.checkpoint import load_checkpoint, save_checkpoint
+from gossipgan.train.checkpoint import load_checkpoint
 from gossipgan.train.config import Config, math_differences, validate
 from gossipgan.train.evaluate import Evaluator
 from gossipgan.train.outputs import MetricsLog, prepare_run_dir, write_json
 from gossipgan.train.plots import plot_run
+from gossipgan.train.store import CheckpointStore
 from gossipgan.workers import Workers
 
 log = logging.getLogger("gossipgan")
@@ -58,9 +60,11 @@ def build_run(cfg: Config, comm: Communicator | None = None) -> Run:
     validate(cfg)
     torch.set_num_threads(cfg.run.threads)
     graph = build_topology(cfg)
+    if comm is None and cfg.run.backend == "dist":
+        backend = init_process_group(cfg.run.dist_backend)
+        comm = DistComm(graph, delay_s=cfg.run.delay_ms / 1000)
+        cfg.run.device = str(local_device(backend))
     if comm is None:
-        if cfg.run.backend != "sim":
-            raise ConfigError("backend 'dist' needs a DistComm: launch with torchrun (see README)")
         comm = SimComm(graph, mode=cfg.run.mixing)
     game = build_game(cfg, graph.n_workers)
     workers = Workers(game, comm.workers, cfg.run.seed, cfg.run.batch, cfg.run.vectorize, cfg.run.device)
@@ -112,50 +116,61 @@ def _state(run: Run, iteration: int, clock: dict, evaluator: Evaluator) -> dict:
     }
 
 
-def checkpoint_path(out: Path, comm: Communicator) -> Path:
-    return out / ("checkpoint.pt" if comm.n_local == comm.n_workers else f"checkpoint-rank{comm.workers[0]}.pt")
+def _resume(run: Run, store: CheckpointStore, evaluator: Evaluator, clock: dict, out: Path) -> int:
+    """Load the checkpoint every rank agrees on; returns its iteration."""
+    path = store.resume_path()
+    if path is None:
+        raise ConfigError(f"--resume: no checkpoint in {out} that every worker holds")
+    state = load_checkpoint(path)
+    diff = math_differences(Config.from_dict(state["config"]), run.cfg)
+    if diff:
+        raise ConfigError(f"cannot resume {out}: config differs in {', '.join(diff)} "
+                          "(these change the maths)")
+    run.workers.load_state_dict(state["workers"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.comm.traffic.load_state_dict(state["traffic"])
+    clock.update(state["clock"])
+    evaluator.load_state_dict(state["evaluator"])
+    return state["iteration"]
 
 
-def train(cfg: Config, out: str | Path, *, resume: bool = False, overwrite: bool = False,
+def train(cfg: Config, out: str | Path, *, resume: bool | str = False, overwrite: bool = False,
           progress: bool = True, comm: Communicator | None = None) -> dict:
-    """Run (or resume) a training run into `out`; returns the summary."""
+    """Run a training run into `out`; returns the summary.
+
+    resume: False (a new run), True (continue the run in `out`), or "auto" (continue if every
+    worker has a checkpoint, else start afresh: what a torchrun restart after a crash needs).
+    """
     out = Path(out)
     run = build_run(cfg, comm)
     main = run.comm.is_main
+    store = CheckpointStore(out, run.comm)
+    if resume == "auto":
+        store.check_world()
+        resume = store.resume_path() is not None
+        overwrite = overwrite or not resume
     if main:
-        prepare_run_dir(out, resume=resume, overwrite=overwrite)
+        prepare_run_dir(out, resume=bool(resume), overwrite=overwrite)
     run.comm.barrier()
-    ckpt = checkpoint_path(out, run.comm)
+    if resume:
+        store.check_world()
     evaluator = Evaluator(run, out if main else None)
     clock = {"train_s": 0.0, "comm_s": 0.0}
-    start_iter = 0
-    if resume:
-        state = load_checkpoint(ckpt)
-        saved = Config.from_dict(state["config"])
-        diff = math_differences(saved, cfg)
-        if diff:
-            raise ConfigError(f"cannot resume {out}: config differs in {', '.join(diff)} "
-                              "(these change the maths)")
-        run.workers.load_state_dict(state["workers"])
-        run.optimizer.load_state_dict(state["optimizer"])
-        run.comm.traffic.load_state_dict(state["traffic"])
-        clock.update(state["clock"])
-        evaluator.load_state_dict(state["evaluator"])
-        start_iter = state["iteration"]
+    start_iter = _resume(run, store, evaluator, clock, out) if resume else 0
     if main:
         cfg.save(out / "config.yaml")
     metrics = MetricsLog(out / "metrics.csv", resume_iter=start_iter if resume else None) if main else None
     if start_iter == 0:
         evaluator.log(0, clock, metrics, full=True)
 
-    iters = cfg.run.iters
+    r = cfg.run
     closure = run.workers.compute_grads
-    bar = tqdm(total=iters, initial=start_iter, disable=not (progress and main), unit="it",
+    bar = tqdm(total=r.iters, initial=start_iter, disable=not (progress and main), unit="it",
                dynamic_ncols=True, desc=f"{cfg.optim.algo} {run.topology.name} N={run.topology.n_workers}")
     k = start_iter
-    interrupted = False
+    stop = False
     with _StopFlag() as flag:
-        while k < iters:
+        while k < r.iters and not stop:
             t0 = time.perf_counter()
             comm_before = run.comm.traffic.seconds
             run.optimizer.step(closure)
@@ -163,22 +178,21 @@ def train(cfg: Config, out: str | Path, *, resume: bool = False, overwrite: bool
             clock["comm_s"] += run.comm.traffic.seconds - comm_before
             k += 1
             bar.update(1)
-            r = cfg.run
-            if k % r.log_every == 0 or k % r.eval_every == 0 or k == iters:
-                row = evaluator.log(k, clock, metrics, full=(k % r.eval_every == 0 or k == iters))
+            log_now = k % r.log_every == 0 or k % r.eval_every == 0 or k == r.iters
+            if log_now:
+                row = evaluator.log(k, clock, metrics, full=(k % r.eval_every == 0 or k == r.iters))
                 bar.set_postfix(evaluator.postfix(row), refresh=False)
-            if k % r.sample_every == 0 or k == iters:
+            if k % r.sample_every == 0 or k == r.iters:
                 evaluator.samples(k)
-            stop = flag.stop
-            if k % r.checkpoint_every == 0 or k == iters or stop:
-                save_checkpoint(_state(run, k, clock, evaluator), ckpt)
-            if stop:
-                interrupted = k < iters
-                break
+            # Ranks must stop at the same step; agreeing costs a collective, so only at log steps.
+            if log_now or not store.sharded:
+                stop = run.comm.any_true(flag.stop)
+            if k % r.checkpoint_every == 0 or k == r.iters or stop:
+                path = store.save(_state(run, k, clock, evaluator), k)
     bar.close()
-    if interrupted:
+    if k < r.iters:
         if main:
-            print(f"interrupted at iteration {k}/{iters}; checkpoint saved to {ckpt}. "
+            print(f"interrupted at iteration {k}/{r.iters}; checkpoint saved to {path}. "
                   f"Resume with the same command plus --resume.")
         return {"interrupted": True, "iteration": k}
     summary = evaluator.summary(k, clock)

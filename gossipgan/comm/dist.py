@@ -1,0 +1,139 @@
+"""DistComm: one worker per process on torch.distributed.
+
+Gossip is real neighbour messages: each round, one `batch_isend_irecv` that sends this
+worker's flattened tensors to its out-neighbours and receives its in-neighbours' (for the
+one-peer exponential schedule, one peer per round). `mean` is an all_reduce. gloo carries CPU
+tensors; NCCL keeps CUDA tensors on the GPU.
+
+All tensors of one call travel as one flat buffer: one message per neighbour per round,
+whatever the number of parameter tensors.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from gossipgan.comm.base import Communicator, Traffic
+from gossipgan.errors import ConfigError
+from gossipgan.topology import Topology
+
+LAUNCH_HINT = ("launch one process per worker with torchrun, e.g. "
+               "`torchrun --nproc_per_node=4 -m gossipgan train --backend dist --workers 4`")
+
+
+def init_process_group(backend: str = "auto") -> str:
+    """Join the torchrun group (env:// rendezvous); returns the backend used."""
+    if dist.is_initialized():
+        return dist.get_backend()
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        raise ConfigError(f"--backend dist outside torchrun (no RANK/WORLD_SIZE): {LAUNCH_HINT}")
+    if backend == "auto":
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend not in ("gloo", "nccl"):
+        raise ConfigError(f"unknown distributed backend {backend!r}; known: auto, gloo, nccl")
+    if backend == "nccl" and not torch.cuda.is_available():
+        raise ConfigError("NCCL needs a CUDA GPU and none is visible; use run.dist_backend=gloo")
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    dist.init_process_group(backend=backend)
+    return backend
+
+
+def local_device(backend: str) -> torch.device:
+    if backend == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+class DistComm(Communicator):
+    def __init__(self, topology: Topology, delay_s: float = 0.0):
+        if not dist.is_initialized():
+            raise ConfigError(f"DistComm needs an initialised process group: {LAUNCH_HINT}")
+        world = dist.get_world_size()
+        if world != topology.n_workers:
+            raise ConfigError(f"world size {world} differs from the topology's {topology.n_workers} "
+                              "workers: set --workers to the number of processes")
+        self.topology = topology
+        self.rank = dist.get_rank()
+        self.traffic = Traffic()
+        self.delay_s = delay_s  # application-level per-hop latency, for benchmarks without root
+        self.device = local_device(dist.get_backend())
+
+    @property
+    def workers(self) -> list[int]:
+        return [self.rank]
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        dist.barrier()
+
+    def gather_objects(self, obj) -> list:
+        out = [None] * self.n_workers
+        dist.all_gather_object(out, obj)
+        return out
+
+    def any_true(self, flag: bool) -> bool:
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
+
+    @staticmethod
+    def _flatten(tensors: list[Tensor]) -> Tensor:
+        return torch.cat([t.reshape(-1) for t in tensors])
+
+    @staticmethod
+    def _unflatten(flat: Tensor, like: list[Tensor]) -> list[Tensor]:
+        out, start = [], 0
+        for t in like:
+            out.append(flat[start:start + t.numel()].view_as(t))
+            start += t.numel()
+        return out
+
+    def _exchange(self, flat: Tensor, round_index: int) -> Tensor:
+        """One gossip round: send to out-neighbours, receive from in-neighbours, average."""
+        me = self.rank
+        ins = self.topology.in_neighbors(me, round_index)
+        outs = self.topology.out_neighbors(me, round_index)
+        recv = [torch.empty_like(flat) for _ in ins]
+        ops = [dist.P2POp(dist.isend, flat, j) for j, _ in outs]
+        ops += [dist.P2POp(dist.irecv, buf, j) for buf, (j, _) in zip(recv, ins)]
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        if ops:
+            for req in dist.batch_isend_irecv(ops):
+                req.wait()
+        out = flat * self.topology.self_weight(me, round_index)
+        for buf, (_, w) in zip(recv, ins):
+            out.add_(buf, alpha=w)
+        return out
+
+    def _mix(self, tensors: list[Tensor], rounds: int, step: int) -> list[Tensor]:
+        flat = self._flatten(tensors)
+        for j in range(rounds):
+            flat = self._exchange(flat, step * rounds + j)
+        return self._unflatten(flat, tensors)
+
+    def _all_reduce_mean(self, tensors: list[Tensor]) -> Tensor:
+        flat = self._flatten(tensors).clone()
+        if self.delay_s:
+            # a ring all-reduce crosses 2(N-1) hops one after the other
+            time.sleep(2 * (self.n_workers - 1) * self.delay_s)
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        return flat.div_(self.n_workers)
+
+    def _mean(self, tensors: list[Tensor]) -> list[Tensor]:
+        return self._unflatten(self._all_reduce_mean(tensors), tensors)
+
+    def average(self, tensors: list[Tensor]) -> list[Tensor]:
+        flat = self._flatten(tensors).clone()
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        flat.div_(self.n_workers)
+        return [t[0] for t in self._unflatten(flat, tensors)]

@@ -1,0 +1,70 @@
+"""Where a run's checkpoints live, and which one a resumed run loads.
+
+Simulator: one file, `checkpoint.pt` (all workers are in it).
+torch.distributed: every worker writes its own, `checkpoints/rank{r}-{step:08d}.pt`, keeping
+the newest two. A worker killed while saving leaves the ranks disagreeing on the newest step;
+on resume the ranks exchange the steps they hold and all load the newest step that every one
+of them has.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from gossipgan.comm.base import Communicator
+from gossipgan.errors import ConfigError
+from gossipgan.train.checkpoint import save_checkpoint
+
+KEEP = 2
+
+
+class CheckpointStore:
+    def __init__(self, out: Path, comm: Communicator):
+        self.out = Path(out)
+        self.comm = comm
+        self.sharded = comm.n_local != comm.n_workers
+        self.rank = comm.workers[0]
+
+    def _path(self, step: int) -> Path:
+        if not self.sharded:
+            return self.out / "checkpoint.pt"
+        return self.out / "checkpoints" / f"rank{self.rank}-{step:08d}.pt"
+
+    def steps(self) -> list[int]:
+        """Steps this process holds a checkpoint of (the sim's single file: its own step unknown
+        without reading it, reported as [-1])."""
+        if not self.sharded:
+            return [-1] if self._path(0).is_file() else []
+        pattern = re.compile(rf"rank{self.rank}-(\d+)\.pt$")
+        folder = self.out / "checkpoints"
+        found = [int(m.group(1)) for f in folder.glob(f"rank{self.rank}-*.pt")
+                 if (m := pattern.search(f.name))] if folder.is_dir() else []
+        return sorted(found)
+
+    def save(self, state: dict, step: int) -> Path:
+        path = self._path(step)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(state, path)
+        if self.sharded:
+            for old in self.steps()[:-KEEP]:
+                self._path(old).unlink(missing_ok=True)
+        return path
+
+    def resume_path(self) -> Path | None:
+        """The checkpoint to resume from, agreed by every rank; None if some rank has none."""
+        mine = self.steps()
+        everyone = self.comm.gather_objects(mine)
+        common = set.intersection(*map(set, everyone))
+        return self._path(max(common)) if common else None
+
+    def check_world(self) -> None:
+        """Checkpoints written by more ranks than this run has mean a different world size."""
+        if not self.sharded:
+            return
+        folder = self.out / "checkpoints"
+        ranks = {int(m.group(1)) for f in folder.glob("rank*-*.pt")
+                 if (m := re.match(r"rank(\d+)-", f.name))} if folder.is_dir() else set()
+        if ranks and max(ranks) >= self.comm.n_workers:
+            raise ConfigError(f"{folder} holds checkpoints of {max(ranks) + 1} workers but this run "
+                              f"has {self.comm.n_workers}: resume with the same number of workers")
