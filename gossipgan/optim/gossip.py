@@ -36,7 +36,7 @@ from gossipgan.optim.functional import adam_updates, sgd_updates
 def _validate(lr: float, rounds: int, betas: tuple[float, float], eps: float) -> None:
     if not lr > 0.0:
         raise ConfigError(f"Invalid learning rate: {lr} (must be > 0)")
-    if not (isinstance(rounds, int) and rounds >= 1):
+    if isinstance(rounds, bool) or not (isinstance(rounds, int) and rounds >= 1):
         raise ConfigError(f"Invalid number of gossip rounds: {rounds} (must be an integer >= 1)")
     if not 0.0 <= betas[0] < 1.0:
         raise ConfigError(f"Invalid beta parameter at index 0: {betas[0]} (must be in [0, 1))")
@@ -165,7 +165,10 @@ class GossipOptimizer(Optimizer):
         if self.optimistic:
             for s, xi, xh, u in zip(states, x, x_hat, updates):
                 s["x"] = xi
-                s["x_hat"] = xh.clone() if xh is xi else xh  # centralized: mix is the identity
+                # Centralized: mix is the identity and x_hat is a view of x (`is` cannot see
+                # that: view_as makes a new tensor object); state buffers are never aliased.
+                shared = xh.untyped_storage().data_ptr() == xi.untyped_storage().data_ptr()
+                s["x_hat"] = xh.clone() if shared else xh
                 s["update"] = u
         new_params = torch._foreach_add(x_hat, updates)
         for p, v in zip(params, new_params):

@@ -132,6 +132,11 @@ def _coerce(value, typ, path: str):
         typ = next(a for a in args if a is not type(None))
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if typ in (int, float) and isinstance(value, str):
+        try:  # YAML 1.1 reads "5e-4" as a string
+            return typ(value)
+        except ValueError:
+            pass
     if typ is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
@@ -212,6 +217,18 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{path} must be >= 0, got {value}")
     if r.backend not in ("sim", "dist"):
         raise ConfigError(f"unknown backend {r.backend!r}; known: sim, dist")
+    _check_device(r.device)
+
+
+def _check_device(name: str) -> None:
+    import torch  # here, so reading and writing configs does not need torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown run.device {name!r}; e.g. cpu, cuda, cuda:1") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"run.device={name!r} but no CUDA GPU is visible; use run.device=cpu")
 
 
 __all__ = ["Config", "DataConfig", "GameConfig", "OptimConfig", "RunConfig", "TopologyConfig",

@@ -24,7 +24,9 @@ def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
     if has_run:
         for name in ("metrics.csv", "summary.json", "checkpoint.pt", "eval.json"):
             (out / name).unlink(missing_ok=True)
-        for sub in ("plots", "samples"):
+        # checkpoints/: per-rank files of a torch.distributed run; an old one with a higher
+        # step would outlive the new run's (newest-two rule) and be picked up by a later resume.
+        for sub in ("plots", "samples", "checkpoints"):
             for f in (out / sub).glob("*") if (out / sub).is_dir() else []:
                 f.unlink()
     out.mkdir(parents=True, exist_ok=True)

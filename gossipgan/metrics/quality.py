@@ -1,0 +1,175 @@
+"""Sample quality of generated images in the feature space of the project's own classifier.
+
+Metrics (torchmetrics computes the first three; the feature module is a `SmallCNN`):
+
+- ``cls_fid``: Fréchet distance between Gaussians fitted to the classifier's 64-d penultimate
+  features of the reference images and of the generated ones (lower is better).
+- ``cls_is``: Inception Score formula on the classifier's class logits, 10 splits (higher is
+  better; at most the number of classes).
+- ``cls_kid``: Kernel (polynomial, degree 3) MMD² of the same features, averaged over random
+  subsets (lower is better; unbiased, so it can dip slightly below 0).
+- ``cls_classes_hit``: classes that receive at least 20% of their data share of the
+  generated samples' predicted labels (mode coverage; data has all of them).
+- ``cls_class_kl``: KL(p_gen || p_data) between the predicted-class histograms of the
+  generated and reference images (p_data Laplace-smoothed so it is never 0).
+
+These are THIS project's metrics: a different network, resolution and feature size than
+Inception FID/IS, so never comparable to published FID/IS numbers, only between runs measured
+with the same classifier. Every random choice (KID subsets, IS split order) is seeded, so the
+same images give the same numbers every time.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.inception import InceptionScore
+from torchmetrics.image.kid import KernelInceptionDistance
+
+from gossipgan.data import resize_images
+from gossipgan.errors import ConfigError
+from gossipgan.metrics.classifier import SmallCNN
+
+CLS_METRICS = ("cls_fid", "cls_is", "cls_kid", "cls_classes_hit", "cls_class_kl")
+# Covariances of d-dim features need many more than d samples; 8 d keeps the bias of
+# cls_fid small enough to rank runs (the 64-d shipped classifiers need 512).
+SAMPLES_PER_FEATURE = 8
+COVER_SHARE = 0.2
+
+
+def min_samples(model: SmallCNN) -> int:
+    """Fewest images (generated or reference) for a stable cls_fid with this classifier."""
+    return SAMPLES_PER_FEATURE * model.num_features
+
+
+class _Head(nn.Module):
+    """A SmallCNN as torchmetrics' feature module: [N, d] features, or [N, k] logits for IS."""
+
+    def __init__(self, model: SmallCNN, logits: bool):
+        super().__init__()
+        self.model = model
+        self.logits = logits
+        self.num_features = model.num_classes if logits else model.num_features
+
+    def train(self, mode: bool = True) -> _Head:
+        return super().train(False)  # dropout must stay off whatever a Metric is told
+
+    @torch.no_grad()
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x) if self.logits else self.model.features(x)
+
+
+class ClassifierMetrics:
+    """cls_* metrics of generated images against a fixed reference set of real images.
+
+    The reference features are computed once; `__call__(images)` measures a new set of
+    generated images. `seed` fixes KID's subsets and IS's split order.
+    """
+
+    def __init__(self, model: SmallCNN, reference: Tensor, *, batch_size: int = 1000,
+                 kid_subsets: int = 20, kid_subset_size: int = 1000, is_splits: int = 10,
+                 seed: int = 0):
+        self.model = model.eval()
+        self.batch_size = batch_size
+        self.kid_subset_size = kid_subset_size
+        self.seed = seed
+        self.min_samples = min_samples(model)
+        reference = self._prepare(reference, "reference")
+        if len(reference) < self.min_samples:
+            raise ConfigError(f"the reference set has {len(reference)} images; cls_fid needs at "
+                              f"least {self.min_samples} ({SAMPLES_PER_FEATURE} x the "
+                              f"classifier's {model.num_features} features)")
+        common = {"reset_real_features": False, "normalize": False, "sync_on_compute": False}
+        self.fid = FrechetInceptionDistance(feature=_Head(model, False),
+                                            input_img_size=model.in_shape, **common)
+        self.kid = KernelInceptionDistance(feature=_Head(model, False), subsets=kid_subsets,
+                                           subset_size=kid_subset_size, **common)
+        self.inception = InceptionScore(feature=_Head(model, True), splits=is_splits,
+                                        normalize=False, sync_on_compute=False)
+        for chunk in reference.split(batch_size):
+            self.fid.update(chunk, real=True)
+            self.kid.update(chunk, real=True)
+        self.n_reference = len(reference)
+        counts = self._class_counts(reference)
+        self.data_hist = (counts + 1) / (counts.sum() + len(counts))  # Laplace: never 0
+
+    def _prepare(self, images: Tensor, what: str) -> Tensor:
+        images = images.detach().to("cpu", torch.float32)
+        c, h, w = self.model.in_shape
+        if images.ndim != 4 or images.shape[1] != c:
+            raise ConfigError(f"the classifier takes {c}-channel images [N, {c}, H, W]; the "
+                              f"{what} images have shape {tuple(images.shape)}")
+        if tuple(images.shape[2:]) != (h, w):
+            if h != w:
+                raise ConfigError(f"cannot resize {what} images to the classifier's {h}x{w}")
+            images = resize_images(images, h)
+        return images
+
+    @torch.no_grad()
+    def _class_counts(self, images: Tensor) -> Tensor:
+        counts = torch.zeros(self.model.num_classes, dtype=torch.float64)
+        for chunk in images.split(self.batch_size):
+            labels = self.model(chunk).argmax(1)
+            counts += torch.bincount(labels, minlength=self.model.num_classes).double()
+        return counts
+
+    def __call__(self, images: Tensor) -> dict[str, float]:
+        """The cls_* metrics of `images` ([N, C, H, W] in [-1, 1]; resized if needed)."""
+        images = self._prepare(images, "generated")
+        if len(images) < self.min_samples:
+            raise ConfigError(f"{len(images)} generated samples are too few for a stable cls_fid: "
+                              f"use at least {self.min_samples}")
+        for metric in (self.fid, self.kid, self.inception):
+            metric.reset()
+        for chunk in images.split(self.batch_size):
+            self.fid.update(chunk, real=False)
+            self.kid.update(chunk, real=False)
+            self.inception.update(chunk)
+        self.kid.subset_size = min(self.kid_subset_size, len(images), self.n_reference)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)  # both draw subsets / orders from the global RNG
+            kid_mean, _ = self.kid.compute()
+            is_mean, _ = self.inception.compute()
+        counts = self._class_counts(images)
+        gen_hist = counts / counts.sum()
+        hit = int((gen_hist >= COVER_SHARE * self.data_hist).sum())
+        kl = torch.special.xlogy(gen_hist, gen_hist) - torch.special.xlogy(gen_hist, self.data_hist)
+        return {"cls_fid": float(self.fid.compute()), "cls_is": float(is_mean),
+                "cls_kid": float(kid_mean), "cls_classes_hit": hit,
+                "cls_class_kl": float(kl.sum())}
+
+
+def inception_metrics(real: Tensor, fake: Tensor, weights_path: str) -> dict[str, float]:
+    """OPTIONAL Inception FID / IS (published-comparable) for users who have torch-fidelity
+    and the pt_inception-2015-12-05 weights file; never used by training or `eval` by default.
+
+    Images in [-1, 1] with 1 or 3 channels; gray images are repeated to RGB.
+    """
+    try:
+        from torchmetrics.image.fid import NoTrainInceptionV3
+        from torchmetrics.utilities.imports import _TORCH_FIDELITY_AVAILABLE
+    except ImportError as err:  # pragma: no cover - depends on the torchmetrics build
+        raise ConfigError(f"Inception metrics unavailable: {err}") from None
+    if not _TORCH_FIDELITY_AVAILABLE:
+        raise ConfigError("Inception FID/IS need torch-fidelity: pip install torch-fidelity")
+    from pathlib import Path
+
+    if not Path(weights_path).is_file():
+        raise ConfigError(f"Inception weights file not found: {weights_path}")
+
+    def to_uint8(x: Tensor) -> Tensor:
+        x = x.detach().cpu().float()
+        x = x.repeat(1, 3, 1, 1) if x.shape[1] == 1 else x
+        return ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+    fid = FrechetInceptionDistance(feature=2048, feature_extractor_weights_path=weights_path)
+    logits = NoTrainInceptionV3(name="inception-v3-compat", features_list=["logits_unbiased"],
+                                feature_extractor_weights_path=weights_path)
+    score = InceptionScore(feature=logits)
+    for chunk in real.split(200):
+        fid.update(to_uint8(chunk), real=True)
+    for chunk in fake.split(200):
+        fid.update(to_uint8(chunk), real=False)
+        score.update(to_uint8(chunk))
+    return {"inception_fid": float(fid.compute()), "inception_is": float(score.compute()[0])}
