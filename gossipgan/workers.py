@@ -45,13 +45,15 @@ class Workers:
             k: v.detach().to(self.device).unsqueeze(0).repeat(n, *([1] * v.dim())).contiguous()
             for k, v in x0.items()
         }
-        self.generators = [torch.Generator().manual_seed(worker_seed(seed, w)) for w in self.workers]
+        self.generators = [torch.Generator().manual_seed(worker_seed(seed, w))
+                           for w in self.workers]
         self._vmapped = vmap(game.operator, in_dims=(0, 0), randomness="error")
 
     # --- data ---------------------------------------------------------------------------
     def sample(self) -> Batch:
         """One minibatch per worker, stacked on the worker axis."""
-        batches = [self.game.sample(w, g, self.batch_size) for w, g in zip(self.workers, self.generators)]
+        batches = [self.game.sample(w, g, self.batch_size)
+                   for w, g in zip(self.workers, self.generators, strict=True)]
         return {k: torch.stack([b[k] for b in batches]).to(self.device) for k in batches[0]}
 
     # --- the operator -------------------------------------------------------------------
@@ -61,10 +63,17 @@ class Workers:
             self.vectorize = self._choose(params, batch)
         if self.vectorize == "vmap":
             return self._vmapped(params, batch)
-        outs = [self.game.operator({k: v[i] for k, v in params.items()},
-                                   {k: v[i] for k, v in batch.items()})
-                for i in range(len(self.workers))]
-        return {k: torch.stack([o[k] for o in outs]) for k in outs[0]}
+        # Each worker's result goes straight into its row: holding all N results and then
+        # stacking them would keep two copies of every gradient alive.
+        stacked: Params = {}
+        for i in range(len(self.workers)):
+            out = self.game.operator({k: v[i] for k, v in params.items()},
+                                     {k: v[i] for k, v in batch.items()})
+            for k, v in out.items():
+                if k not in stacked:
+                    stacked[k] = v.new_empty((len(self.workers), *v.shape))
+                stacked[k][i] = v
+        return stacked
 
     def compute_grads(self) -> None:
         """Draw a batch per worker and put T(params) into each parameter's .grad."""
@@ -97,6 +106,6 @@ class Workers:
         with torch.no_grad():
             for k, v in state["params"].items():
                 self.params[k].copy_(v)
-        for g, s in zip(self.generators, state["generators"]):
+        for g, s in zip(self.generators, state["generators"], strict=True):
             g.set_state(s)
         self.vectorize = state["vectorize"]

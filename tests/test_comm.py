@@ -29,6 +29,9 @@ TOPOLOGIES = {
 }
 
 
+WIDE = 10_000  # elements per worker: above any sparse-path switch point of these graphs
+
+
 def reference_mix(t: topo.Topology, x: torch.Tensor, rounds: int, step: int) -> torch.Tensor:
     """W_{r+t-1} ... W_r @ X with r = step * rounds, one plain dense round at a time."""
     out = x.reshape(x.shape[0], -1).clone()
@@ -50,8 +53,11 @@ def test_mix_equals_w_power_times_x(name, mode):
     comm = SimComm(t, mode=mode)
     assert comm.mode == mode
     gen = torch.Generator().manual_seed(1)
+    # narrow and wide rows: the sparse mixer may take a different path for each (gathered
+    # neighbour slots for short rows, in-place diagonal runs for long ones)
     xs = [torch.randn(t.n_workers, 3, 2, generator=gen, dtype=F64),
-          torch.randn(t.n_workers, 5, generator=gen, dtype=F64)]
+          torch.randn(t.n_workers, 5, generator=gen, dtype=F64),
+          torch.randn(t.n_workers, 4, WIDE // 4, generator=gen, dtype=F64)]
     for step in (0, 1, 2, 5):
         for rounds in (1, 2, 3):
             out = comm.mix(xs, rounds, step)
@@ -102,15 +108,19 @@ def test_auto_mode_picks_sparse_for_large_sparse_graphs():
 def test_mix_does_not_modify_inputs_and_preserves_average(name, mode):
     t = TOPOLOGIES[name]()
     comm = SimComm(t, mode=mode)
-    x = torch.randn(t.n_workers, 7, generator=torch.Generator().manual_seed(3), dtype=F64)
-    keep = x.clone()
-    out = comm.mix([x], 4, 1)[0]
-    assert torch.equal(x, keep)
-    assert out.data_ptr() != x.data_ptr()
-    out.add_(1.0)  # the result is a new tensor: writing it leaves the input alone
-    assert torch.equal(x, keep)
-    torch.testing.assert_close(out.sub_(1.0).mean(0), x.mean(0), rtol=0, atol=1e-13)
-    assert not torch.allclose(out, x)  # it did mix something
+    gen = torch.Generator().manual_seed(3)
+    xs = [torch.randn(t.n_workers, 7, generator=gen, dtype=F64),
+          torch.randn(t.n_workers, WIDE, generator=gen, dtype=F64)]
+    keep = [x.clone() for x in xs]
+    for rounds in (1, 4):
+        outs = comm.mix(xs, rounds, 1)
+        for x, k, out in zip(xs, keep, outs, strict=True):
+            assert torch.equal(x, k)
+            assert out.data_ptr() != x.data_ptr()
+            out.add_(1.0)  # the result is a new tensor: writing it leaves the input alone
+            assert torch.equal(x, k)
+            torch.testing.assert_close(out.sub_(1.0).mean(0), x.mean(0), rtol=0, atol=1e-13)
+            assert not torch.allclose(out, x)  # it did mix something
 
 
 @pytest.mark.parametrize("name", sorted(TOPOLOGIES))

@@ -67,21 +67,36 @@ def _assert_same_run(dir_a: Path, dir_b: Path) -> None:
 
 
 def _iters(run_dir: Path) -> list[int]:
+    return [int(r["iter"]) for r in _rows(run_dir)]
+
+
+def _rows(run_dir: Path) -> list[dict]:
     with (run_dir / "metrics.csv").open() as f:
-        return [int(r["iter"]) for r in csv.DictReader(f)]
+        return list(csv.DictReader(f))
 
 
-@pytest.mark.parametrize("algo,k,every", [("dpoadam", 3, 1000), ("dposg", 3, 1000),
+def _same_summary(a: dict, b: dict) -> None:
+    timing = ("wall_s", "comm_s")
+    assert {k: v for k, v in a.items() if k not in timing} == {
+        k: v for k, v in b.items() if k not in timing}
+
+
+@pytest.mark.parametrize("algo,k,every", [("dpoadam", 3, 1000), ("dposg", 3, 1000), ("cpoadam", 3, 1000),
                                           ("dpoadam", 5, 3)])
 def test_resume_is_bit_identical(tmp_path, no_pictures, algo, k, every):
     full, half = tmp_path / "full", tmp_path / "half"
     opts = (f"optim.algo={algo}", f"run.checkpoint_every={every}", "optim.lr=0.01")
-    loop.train(tiny(*opts, f"run.iters={2 * k}"), full, progress=False)
+    summary = loop.train(tiny(*opts, f"run.iters={2 * k}"), full, progress=False)
     first = loop.train(tiny(*opts, f"run.iters={k}"), half, progress=False)
     assert first["iters"] == k and load_checkpoint(half / "checkpoint.pt")["iteration"] == k
-    loop.train(tiny(*opts, f"run.iters={2 * k}"), half, resume=True, progress=False)
+    resumed = loop.train(tiny(*opts, f"run.iters={2 * k}"), half, resume=True, progress=False)
     _assert_same_run(full, half)
+    _same_summary(summary, resumed)
     assert _iters(half) == _iters(full) == list(range(2 * k + 1))
+    # Row k of the short run was a final (full) evaluation; what every row logs is the same.
+    keep = ("iter", "epoch", "bytes_sent", "messages", "consensus", "loss_g", "loss_d")
+    assert [{c: r[c] for c in keep} for r in _rows(half)] == [
+        {c: r[c] for c in keep} for r in _rows(full)]
     # The run really moved (a no-op resume would compare equal too).
     x0 = loop.build_run(tiny(*opts)).workers.params
     params = load_checkpoint(half / "checkpoint.pt")["workers"]["params"]
@@ -219,3 +234,21 @@ def test_overwrite_clears_the_previous_run(tmp_path):
 def test_resume_needs_a_run(tmp_path):
     with pytest.raises(ConfigError, match="no run to resume"):
         prepare_run_dir(tmp_path / "nothing", resume=True, overwrite=False)
+
+
+def test_second_sigint_quits_at_once(tmp_path, monkeypatch, no_pictures):
+    loop.train(tiny("run.iters=2"), tmp_path, progress=False)
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    original = Workers.compute_grads
+
+    def compute_grads(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        return original(self)
+
+    handler = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(Workers, "compute_grads", compute_grads)
+    with pytest.raises(KeyboardInterrupt):
+        loop.train(tiny("run.iters=6"), tmp_path, resume=True, progress=False)
+    assert signal.getsignal(signal.SIGINT) is handler
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before  # the last good one is kept

@@ -59,7 +59,8 @@ def test_digits_end_to_end(tmp_path, capsys):
     out = tmp_path / "digits"
     argv = ["train", "--dataset", "digits", "--iters", "40", "--workers", "4", "--batch", "16",
             "--set", "game.width=16", "--set", "run.eval_every=20", "--set", "run.log_every=10",
-            "--set", "run.eval_batch=256", "--out", str(out), "--no-progress"]
+            "--set", "run.eval_batch=256", "--set", "run.quality_every=0", "--out", str(out),
+            "--no-progress"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert str(out) in printed

@@ -15,6 +15,7 @@ from gossipgan.errors import ConfigError
 from gossipgan.games.analytic import ANALYTIC_GAMES
 from gossipgan.optim import ALGORITHMS
 from gossipgan.train import Config, train
+from gossipgan.train.outputs import RUN_MARKERS
 from gossipgan.train.plots import plot_comparison
 
 SOLVE_FLAGS = {
@@ -49,6 +50,13 @@ def run(args: argparse.Namespace) -> int:
                           "(GANs: gossipgan train)")
     out = Path(args.out or f"runs/{cfg.game.name}-{cfg.optim.algo}")
     algos = list(ALGORITHMS) if cfg.optim.algo == "all" else [cfg.optim.algo]
+    if not (args.overwrite or args.resume):
+        # Check OUT and every OUT/<algo> up front: `--algo all` would otherwise write some
+        # algorithms' runs before refusing, and a single run would land inside an `all` run.
+        for target in (out, *(out / a for a in ALGORITHMS)):
+            if any((target / marker).exists() for marker in RUN_MARKERS):
+                raise ConfigError(f"{target} already holds a run; pass --overwrite to replace "
+                                  "it or --resume to continue it")
     results = {}
     for algo in algos:
         cfg.optim.algo = algo

@@ -3,11 +3,19 @@
 Two ways to mix, chosen per topology (settable):
 - "dense": one precomputed product W^t applied as a matmul, O(N^2 d) but a single kernel;
   fastest for small N (DESIGN.md §8: 3-4x faster than t separate rounds).
-- "sparse": each round gathers only the in-neighbours (K = max in-degree + 1 slots),
-  O(N K d), so the cost grows with the edges, not N^2.
+- "sparse": one round at a time, O(N K d) for K = max in-degree + 1, so the cost grows with
+  the edges, not N^2. A round is memory-bound, so it is written to touch memory as little as
+  possible (bench/sim_throughput.py, BENCHMARKS.md): when W's non-zeros lie on a few
+  (wrapped) diagonals, as for rings and exponential graphs, each diagonal run is ONE in-place
+  `add_` of a row slice of X into a row slice of the output, with no temporary; other graphs
+  gather each neighbour slot with `index_select` into one scratch buffer reused across slots,
+  rounds and tensors. Allocating a fresh temporary per slot, as a naive gather does, costs as much
+  as the arithmetic: every new large CPU tensor is page-faulted in.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,6 +26,59 @@ from gossipgan.errors import check_choice
 from gossipgan.topology import Topology
 
 DENSE_MAX_WORKERS = 32
+# What one extra kernel launch costs, in elements streamed (measured on the dev machine: a
+# torus and a hypercube of 256 workers switch from gathered slots to diagonal runs at rows of
+# about 1k and 4k elements, which this reproduces). Circulant graphs always take the runs.
+LAUNCH_COST_ELEMENTS = 32_768
+
+Weight = float | Tensor  # one weight for every row, or a [rows, 1] column
+
+
+@dataclass(frozen=True)
+class _Run:
+    """out[dst:dst+rows] += weight * x[src:src+rows]."""
+
+    dst: int
+    src: int
+    rows: int
+    weight: Weight
+
+
+@dataclass(frozen=True)
+class _Round:
+    """One round's sparse plan: out = self_weight * x, then the runs or the gathered slots.
+
+    Runs touch each edge's data 3 times (read out, read x, write out) in one launch per run;
+    a gathered slot 5 times (index_select into scratch, then addcmul) in 2 launches per slot.
+    Runs are used for rows of at least `min_row` elements, where their extra launches pay off.
+    """
+
+    self_weight: Weight
+    runs: tuple[_Run, ...]
+    index: Tensor  # [N, K-1] source of each neighbour slot (padded with self, weight 0)
+    weights: Tensor  # [N, K-1]
+    min_row: int
+
+
+def _weight(values: np.ndarray, dtype: torch.dtype, device) -> Weight:
+    """A Python float when every row shares it (a scalar multiply), else a [rows, 1] column."""
+    if np.all(values == values[0]):
+        return float(values[0])
+    return torch.tensor(values, dtype=dtype, device=device).unsqueeze(1)
+
+
+def _diagonal_runs(w: np.ndarray) -> list[tuple[int, int, int]]:
+    """The off-diagonal non-zeros of w as maximal runs (dst, src, rows) along diagonals."""
+    rows, cols = np.nonzero(w)
+    keep = rows != cols
+    rows, cols = rows[keep], cols[keep]
+    order = np.lexsort((rows, (cols - rows) % len(w)))  # by diagonal, then row
+    rows, cols = rows[order], cols[order]
+    # A run continues while both the destination and the source row advance by one; this
+    # also splits a wrapped diagonal and separates consecutive diagonals.
+    starts = np.flatnonzero(np.r_[True, (np.diff(rows) != 1) | (np.diff(cols) != 1)])
+    ends = np.r_[starts[1:], len(rows)]
+    return [(int(rows[a]), int(cols[a]), int(b - a)) for a, b in zip(starts, ends, strict=True)]
 
 
 class SimComm(Communicator):
@@ -25,11 +86,12 @@ class SimComm(Communicator):
         self.topology = topology
         self.mode = check_choice("mixing mode", mode, ("auto", "dense", "sparse"))
         if mode == "auto":
-            dense = topology.n_workers <= DENSE_MAX_WORKERS or 2 * topology.max_degree >= topology.n_workers
+            n = topology.n_workers
+            dense = n <= DENSE_MAX_WORKERS or 2 * topology.max_degree >= n
             self.mode = "dense" if dense else "sparse"
         self.traffic = Traffic()
         self._dense_cache: dict[tuple, Tensor] = {}
-        self._slot_cache: dict[tuple, tuple[Tensor, Tensor]] = {}
+        self._round_cache: dict[tuple, _Round] = {}
 
     @property
     def workers(self) -> list[int]:
@@ -39,10 +101,8 @@ class SimComm(Communicator):
         first = step * rounds
         if self.mode == "dense":
             return [self._dense(first, rounds, t) for t in tensors]
-        out = list(tensors)
-        for j in range(rounds):
-            out = [self._sparse_round(first + j, t) for t in out]
-        return out
+        scratch: dict[tuple, Tensor] = {}  # gather buffer per (dtype, device), shared by tensors
+        return [self._sparse(first, rounds, t, scratch) for t in tensors]
 
     def _mean(self, tensors: list[Tensor]) -> list[Tensor]:
         return [t.mean(dim=0, keepdim=True).expand_as(t).clone() for t in tensors]
@@ -59,30 +119,75 @@ class SimComm(Communicator):
             w = self._dense_cache[key] = torch.tensor(m, dtype=x.dtype, device=x.device)
         return (w @ x.reshape(x.shape[0], -1)).view_as(x)
 
-    def _slots(self, round_index: int, dtype: torch.dtype, device) -> tuple[Tensor, Tensor]:
-        """[N, K] source indices and weights of round r (self first, padded with weight 0)."""
-        key = (round_index % self.topology.period, dtype, device)
-        if key not in self._slot_cache:
-            n = self.topology.n_workers
-            rows = []
-            for i in range(n):
-                rows.append([(i, self.topology.self_weight(i, round_index))]
-                            + self.topology.in_neighbors(i, round_index))
-            k = max(len(r) for r in rows)
-            idx = np.zeros((n, k), dtype=np.int64)
-            wts = np.zeros((n, k), dtype=np.float64)
-            for i, row in enumerate(rows):
-                for s, (j, w) in enumerate(row):
-                    idx[i, s], wts[i, s] = j, w
-                idx[i, len(row):] = i
-            self._slot_cache[key] = (torch.tensor(idx, device=device),
-                                     torch.tensor(wts, dtype=dtype, device=device))
-        return self._slot_cache[key]
-
-    def _sparse_round(self, round_index: int, x: Tensor) -> Tensor:
-        idx, wts = self._slots(round_index, x.dtype, x.device)
+    # --- sparse ---------------------------------------------------------------------------
+    def _sparse(self, first_round: int, rounds: int, x: Tensor,
+                pool: dict[tuple, Tensor]) -> Tensor:
+        if rounds == 0:
+            return x
         flat = x.reshape(x.shape[0], -1)
-        out = flat * wts[:, :1]
-        for s in range(1, idx.shape[1]):
-            out.addcmul_(flat.index_select(0, idx[:, s]), wts[:, s:s + 1])
-        return out.view_as(x)
+        scratch: Tensor | None = None
+        spare: Tensor | None = None  # a previous round's output nobody else holds
+        for j in range(rounds):
+            plan = self._plan(first_round + j, x.dtype, x.device)
+            gather = flat.shape[1] < plan.min_row
+            if gather and scratch is None:
+                buf = pool.get((x.dtype, x.device))
+                if buf is None or buf.numel() < flat.numel():
+                    buf = pool[(x.dtype, x.device)] = flat.new_empty(flat.numel())
+                scratch = buf[:flat.numel()].view(flat.shape)
+            out = self._sparse_round(plan, flat, spare, scratch if gather else None)
+            # Round j's input can be overwritten in round j+1 unless it is the caller's x.
+            spare, flat = (flat if j > 0 else None), out
+        return flat.view(x.shape)
+
+    def _plan(self, round_index: int, dtype: torch.dtype, device) -> _Round:
+        key = (round_index % self.topology.period, dtype, device)
+        plan = self._round_cache.get(key)
+        if plan is None:
+            plan = self._round_cache[key] = self._build_plan(round_index, dtype, device)
+        return plan
+
+    def _build_plan(self, round_index: int, dtype: torch.dtype, device) -> _Round:
+        w = self.topology.matrix(round_index)
+        n = len(w)
+        off = w.copy()
+        np.fill_diagonal(off, 0.0)
+        rows, cols = np.nonzero(off)  # in-neighbours by row, ascending like in_neighbors()
+        slot = np.arange(len(rows)) - np.searchsorted(rows, rows)
+        k = max(1, int(slot.max()) + 1) if len(rows) else 1
+        idx = np.tile(np.arange(n)[:, None], (1, k))  # padding: self with weight 0
+        wts = np.zeros((n, k))
+        idx[rows, slot], wts[rows, slot] = cols, w[rows, cols]
+        runs = _diagonal_runs(w)
+        extra = len(runs) - 2 * k  # launches the runs add over the gather's 2 per slot
+        min_row = max(0, -(-extra * LAUNCH_COST_ELEMENTS // (2 * max(1, len(rows)))))
+        return _Round(
+            self_weight=_weight(np.diag(w).copy(), dtype, device),
+            runs=tuple(_Run(d, s, r, _weight(w[np.arange(d, d + r), np.arange(s, s + r)],
+                                             dtype, device)) for d, s, r in runs),
+            index=torch.tensor(idx, device=device),
+            weights=torch.tensor(wts, dtype=dtype, device=device),
+            min_row=min_row,
+        )
+
+    @staticmethod
+    def _sparse_round(plan: _Round, flat: Tensor, out: Tensor | None,
+                      scratch: Tensor | None) -> Tensor:
+        """One round of [N, d] `flat` into `out` (allocated when None): by gathering the
+        neighbour slots through `scratch` when given, else by the diagonal runs."""
+        if out is None:
+            out = torch.mul(flat, plan.self_weight)
+        else:
+            torch.mul(flat, plan.self_weight, out=out)
+        if scratch is None:
+            for run in plan.runs:
+                dst, src = out[run.dst:run.dst + run.rows], flat[run.src:run.src + run.rows]
+                if isinstance(run.weight, float):
+                    dst.add_(src, alpha=run.weight)
+                else:
+                    dst.addcmul_(src, run.weight)
+            return out
+        for s in range(plan.index.shape[1]):
+            torch.index_select(flat, 0, plan.index[:, s], out=scratch)
+            out.addcmul_(scratch, plan.weights[:, s:s + 1])
+        return out

@@ -21,6 +21,8 @@ same images give the same numbers every time.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
@@ -43,21 +45,20 @@ def min_samples(model: SmallCNN) -> int:
     return SAMPLES_PER_FEATURE * model.num_features
 
 
-class _Head(nn.Module):
-    """A SmallCNN as torchmetrics' feature module: [N, d] features, or [N, k] logits for IS."""
+class _Precomputed(nn.Module):
+    """torchmetrics' custom feature module, fed the classifier outputs we computed once.
 
-    def __init__(self, model: SmallCNN, logits: bool):
+    FID, KID and IS would each run the classifier on every image; `ClassifierMetrics` runs
+    it once per chunk (features and logits together) and hands the results to the metrics
+    through this pass-through, whose `num_features` sizes their states.
+    """
+
+    def __init__(self, num_features: int):
         super().__init__()
-        self.model = model
-        self.logits = logits
-        self.num_features = model.num_classes if logits else model.num_features
+        self.num_features = num_features
 
-    def train(self, mode: bool = True) -> _Head:
-        return super().train(False)  # dropout must stay off whatever a Metric is told
-
-    @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:
-        return self.model(x) if self.logits else self.model.features(x)
+        return x
 
 
 class ClassifierMetrics:
@@ -68,7 +69,7 @@ class ClassifierMetrics:
     """
 
     def __init__(self, model: SmallCNN, reference: Tensor, *, batch_size: int = 1000,
-                 kid_subsets: int = 20, kid_subset_size: int = 1000, is_splits: int = 10,
+                 kid_subsets: int = 10, kid_subset_size: int = 1000, is_splits: int = 10,
                  seed: int = 0):
         self.model = model.eval()
         self.batch_size = batch_size
@@ -80,18 +81,23 @@ class ClassifierMetrics:
             raise ConfigError(f"the reference set has {len(reference)} images; cls_fid needs at "
                               f"least {self.min_samples} ({SAMPLES_PER_FEATURE} x the "
                               f"classifier's {model.num_features} features)")
+        # No cross-process sync: under torch.distributed only rank 0 measures.
         common = {"reset_real_features": False, "normalize": False, "sync_on_compute": False}
-        self.fid = FrechetInceptionDistance(feature=_Head(model, False),
-                                            input_img_size=model.in_shape, **common)
-        self.kid = KernelInceptionDistance(feature=_Head(model, False), subsets=kid_subsets,
-                                           subset_size=kid_subset_size, **common)
-        self.inception = InceptionScore(feature=_Head(model, True), splits=is_splits,
-                                        normalize=False, sync_on_compute=False)
-        for chunk in reference.split(batch_size):
-            self.fid.update(chunk, real=True)
-            self.kid.update(chunk, real=True)
+        feats = _Precomputed(model.num_features)
+        with warnings.catch_warnings():  # "will save all extracted features": intended
+            warnings.simplefilter("ignore", UserWarning)
+            self.fid = FrechetInceptionDistance(feature=feats, **common)
+            self.kid = KernelInceptionDistance(feature=feats, subsets=kid_subsets,
+                                               subset_size=kid_subset_size, **common)
+            self.inception = InceptionScore(feature=_Precomputed(model.num_classes),
+                                            splits=is_splits, normalize=False,
+                                            sync_on_compute=False)
+        counts = torch.zeros(model.num_classes, dtype=torch.float64)
+        for features, logits in self._outputs(reference):
+            self.fid.update(features, real=True)
+            self.kid.update(features, real=True)
+            counts += torch.bincount(logits.argmax(1), minlength=len(counts)).double()
         self.n_reference = len(reference)
-        counts = self._class_counts(reference)
         self.data_hist = (counts + 1) / (counts.sum() + len(counts))  # Laplace: never 0
 
     def _prepare(self, images: Tensor, what: str) -> Tensor:
@@ -107,12 +113,12 @@ class ClassifierMetrics:
         return images
 
     @torch.no_grad()
-    def _class_counts(self, images: Tensor) -> Tensor:
-        counts = torch.zeros(self.model.num_classes, dtype=torch.float64)
+    def _outputs(self, images: Tensor):
+        """(features, logits) of `images`, chunk by chunk, in eval mode (no dropout)."""
+        self.model.eval()
         for chunk in images.split(self.batch_size):
-            labels = self.model(chunk).argmax(1)
-            counts += torch.bincount(labels, minlength=self.model.num_classes).double()
-        return counts
+            features = self.model.features(chunk)
+            yield features, self.model.head(features)
 
     def __call__(self, images: Tensor) -> dict[str, float]:
         """The cls_* metrics of `images` ([N, C, H, W] in [-1, 1]; resized if needed)."""
@@ -122,16 +128,17 @@ class ClassifierMetrics:
                               f"use at least {self.min_samples}")
         for metric in (self.fid, self.kid, self.inception):
             metric.reset()
-        for chunk in images.split(self.batch_size):
-            self.fid.update(chunk, real=False)
-            self.kid.update(chunk, real=False)
-            self.inception.update(chunk)
+        counts = torch.zeros(self.model.num_classes, dtype=torch.float64)
+        for features, logits in self._outputs(images):
+            self.fid.update(features, real=False)
+            self.kid.update(features, real=False)
+            self.inception.update(logits)
+            counts += torch.bincount(logits.argmax(1), minlength=len(counts)).double()
         self.kid.subset_size = min(self.kid_subset_size, len(images), self.n_reference)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)  # both draw subsets / orders from the global RNG
             kid_mean, _ = self.kid.compute()
             is_mean, _ = self.inception.compute()
-        counts = self._class_counts(images)
         gen_hist = counts / counts.sum()
         hit = int((gen_hist >= COVER_SHARE * self.data_hist).sum())
         kl = torch.special.xlogy(gen_hist, gen_hist) - torch.special.xlogy(gen_hist, self.data_hist)

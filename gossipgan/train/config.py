@@ -72,6 +72,11 @@ class RunConfig:
     log_every: int = 20           # losses, consensus, traffic
     eval_every: int = 200         # ||T(x_bar)||^2 on a large batch (and quality metrics)
     eval_batch: int = 1024
+    # Sample quality of x_bar (cls_* for images, hq_rate/modes_covered for 2-D mixtures):
+    # every quality_every iterations, a multiple of eval_every; None = at every eval, 0 = off.
+    quality_every: int | None = None
+    quality_samples: int | None = None   # None: 2000 images / 2500 mixture points
+    classifier: str | None = None        # classifier file for cls_* (default: the shipped one)
     sample_every: int = 500       # image grids of x_bar and worker 0
     checkpoint_every: int = 500
     backend: str = "sim"          # sim | dist (torchrun, one process per worker)
@@ -112,7 +117,7 @@ class Config:
 NON_MATH_KEYS = {
     "run.iters", "run.log_every", "run.eval_every", "run.eval_batch", "run.sample_every",
     "run.checkpoint_every", "run.threads", "data.root", "run.delay_ms", "run.dist_backend",
-    "run.device",
+    "run.device", "run.quality_every", "run.quality_samples", "run.classifier",
 }
 
 
@@ -215,6 +220,11 @@ def validate(cfg: Config) -> None:
     for path, value in {"game.heterogeneity": cfg.game.heterogeneity, "game.noise": cfg.game.noise}.items():
         if value < 0:
             raise ConfigError(f"{path} must be >= 0, got {value}")
+    if r.quality_every is not None and (r.quality_every < 0 or r.quality_every % r.eval_every):
+        raise ConfigError(f"run.quality_every must be 0 (off) or a multiple of run.eval_every "
+                          f"({r.eval_every}), got {r.quality_every}")
+    if r.quality_samples is not None and r.quality_samples < 1:
+        raise ConfigError(f"run.quality_samples must be >= 1, got {r.quality_samples}")
     if r.backend not in ("sim", "dist"):
         raise ConfigError(f"unknown backend {r.backend!r}; known: sim, dist")
     _check_device(r.device)

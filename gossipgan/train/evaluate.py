@@ -6,6 +6,9 @@
 - dist_to_solution: ||x_bar - x*||^2 where the game knows x*
 - loss_*: the game's losses at x_bar on an evaluation batch
 - traffic: messages and bytes per worker a real network would carry; comm_s, wall_s
+- sample quality of x_bar every run.quality_every iterations (gossipgan.metrics): cls_fid,
+  cls_is, cls_kid, cls_classes_hit, cls_class_kl for images, hq_rate / modes_covered for
+  2-D mixtures; rank 0 only, from its own fixed seed
 
 Evaluation draws from its own generator, never from the workers', so measuring does not change
 the training trajectory. Every rank calls `log` (the averages are collectives); rank 0 writes.
@@ -32,6 +35,17 @@ class Evaluator:
         self.generator = torch.Generator().manual_seed(run.cfg.run.seed + 1_234_567)
         self.first: dict = {}
         self.last_full: dict = {}
+        self.quality, self.quality_n = None, 0
+        r = run.cfg.run
+        if out is not None and r.quality_every != 0 and hasattr(run.game, "generate"):
+            from gossipgan.metrics import build_monitor
+
+            # Off with a warning when the dataset has no classifier, unless asked for.
+            asked = r.quality_every is not None or r.classifier is not None
+            self.quality = build_monitor(run.cfg, run.game, run_dir=out, required=asked)
+            if self.quality is not None:
+                self.quality_n = r.quality_samples or self.quality.default_samples(training=True)
+                self.quality.check_samples(self.quality_n, "run.quality_samples")
 
     def x_bar(self) -> dict:
         names = self.run.workers.names
@@ -70,6 +84,9 @@ class Evaluator:
             with torch.enable_grad():
                 op = exact(x_bar) if exact else game.operator(x_bar, batch)
             row["grad_op_norm_sq"] = _sq_norm(op.values())
+            every = cfg.run.quality_every or cfg.run.eval_every
+            if self.quality is not None and (k % every == 0 or k == cfg.run.iters):
+                row.update(self.quality.measure(x_bar, self.quality_n))
         solution = game.solution()
         if solution is not None:
             row["dist_to_solution"] = _sq_norm(x_bar[n] - solution[n].to(x_bar[n]) for n in solution)

@@ -84,7 +84,8 @@ def build_run(cfg: Config, comm: Communicator | None = None) -> Run:
 
 
 class _StopFlag:
-    """Turns SIGINT into a flag the loop checks between steps."""
+    """Turns SIGINT into a flag the loop checks between steps; a second SIGINT quits at once
+    (KeyboardInterrupt), for when the current step or the agreement to stop takes too long."""
 
     def __init__(self):
         self.stop = False
@@ -97,6 +98,8 @@ class _StopFlag:
         return self
 
     def _handle(self, *_):
+        if self.stop:
+            raise KeyboardInterrupt
         self.stop = True
 
     def __exit__(self, *exc):

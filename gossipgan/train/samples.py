@@ -31,14 +31,15 @@ def save_samples(samples: Tensor, path: Path, title: str = "", reference: Tensor
     """Write a PNG: a grid for images, a scatter (over `reference` points if given) for 2-D."""
     fig, ax = plt.subplots(figsize=(4, 4))
     if samples.dim() == 4:
-        grid = image_grid(samples[:64])
+        # numpy, not torch: matplotlib's np.array(x, copy=...) warns on torch tensors
+        grid = image_grid(samples[:64]).numpy()
         ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1,
                   interpolation="nearest")
         ax.axis("off")
     else:
-        pts = samples.detach().float().cpu()
+        pts = samples.detach().float().cpu().numpy()
         if reference is not None:
-            ref = reference.detach().float().cpu()
+            ref = reference.detach().float().cpu().numpy()
             ax.scatter(ref[:, 0], ref[:, 1], s=2, c="lightgray", label="data")
         ax.scatter(pts[:, 0], pts[:, 1], s=2, c="tab:blue", label="generated")
         ax.set_aspect("equal")

@@ -9,6 +9,7 @@ of them has.
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from gossipgan.errors import ConfigError
 from gossipgan.train.checkpoint import save_checkpoint
 
 KEEP = 2
+log = logging.getLogger(__name__)
 
 
 class CheckpointStore:
@@ -25,6 +27,7 @@ class CheckpointStore:
         self.comm = comm
         self.sharded = comm.n_local != comm.n_workers
         self.rank = comm.workers[0]
+        self._agreed: tuple[Path | None] | None = None  # resume_path's answer until a save
 
     def _path(self, step: int) -> Path:
         if not self.sharded:
@@ -46,17 +49,43 @@ class CheckpointStore:
         path = self._path(step)
         path.parent.mkdir(parents=True, exist_ok=True)
         save_checkpoint(state, path)
+        self._agreed = None
         if self.sharded:
-            for old in self.steps()[:-KEEP]:
+            # Files of later steps are stale (a run restarted afresh, or resumed from an older
+            # step than this rank had): left there, they would count as "newest" and get the
+            # file just written pruned, or be resumed from later.
+            steps = self.steps()
+            older = [s for s in steps if s <= step]
+            for old in [s for s in steps if s > step] + older[:-KEEP]:
                 self._path(old).unlink(missing_ok=True)
         return path
 
     def resume_path(self) -> Path | None:
-        """The checkpoint to resume from, agreed by every rank; None if some rank has none."""
+        """The checkpoint to resume from, agreed by every rank; None if some rank has none.
+
+        A collective the first time (every rank must call it); asked again before a save, it
+        answers from memory on every rank alike.
+        """
+        if self._agreed is None:
+            self._agreed = (self._agree(),)
+        return self._agreed[0]
+
+    def _agree(self) -> Path | None:
         mine = self.steps()
         everyone = self.comm.gather_objects(mine)
         common = set.intersection(*map(set, everyone))
-        return self._path(max(common)) if common else None
+        if not common:
+            return None
+        step = max(common)
+        if self.comm.is_main and step >= 0:
+            newest = {max(s) for s in everyone}
+            if newest != {step}:
+                log.warning("ranks disagree on the newest checkpoint (newest per rank: %s): "
+                            "resuming from step %d, the newest that every rank holds",
+                            [max(s) for s in everyone], step)
+            else:
+                log.info("resuming from step %d", step)
+        return self._path(step)
 
     def check_world(self) -> None:
         """Checkpoints written by more ranks than this run has mean a different world size."""
@@ -66,5 +95,6 @@ class CheckpointStore:
         ranks = {int(m.group(1)) for f in folder.glob("rank*-*.pt")
                  if (m := re.match(r"rank(\d+)-", f.name))} if folder.is_dir() else set()
         if ranks and max(ranks) >= self.comm.n_workers:
-            raise ConfigError(f"{folder} holds checkpoints of {max(ranks) + 1} workers but this run "
-                              f"has {self.comm.n_workers}: resume with the same number of workers")
+            raise ConfigError(f"{folder} holds checkpoints of {max(ranks) + 1} workers but this "
+                              f"run has {self.comm.n_workers}: resume with the same number of "
+                              "workers")

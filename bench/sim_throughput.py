@@ -1,0 +1,208 @@
+"""Simulator throughput against its two natural yardsticks, measured side by side in one run.
+
+Operator (one "operator evaluation" = both players' gradients for ALL N workers):
+
+    sim auto / vmap / loop   Workers.compute_grads() on a GanGame (draws the N batches too)
+    naive loop               N separate nn.Module G/D pairs, plain autograd, one after another
+    big batch                ONE G/D pair on an N-times larger batch: the same arithmetic in
+                             the fewest, largest kernels, the practical limit
+
+    worker-steps/s = N / seconds per operator evaluation
+
+Gossip (one round, N = 256): SimComm.mix in sparse and dense mode against (deg+1) copies of
+the stacked parameters, `copy_` into preallocated tensors and fresh `.clone()`s (the
+memory-bound limit: a round reads each neighbour's parameters once and writes its own).
+
+Timings are interleaved (every variant once per repeat, so a burst of load from other
+processes hits all of them) and summarised by the median; 1 thread. Run from the repo root:
+
+    .venv/bin/python bench/sim_throughput.py            # full (< 10 min on 2 cores)
+    .venv/bin/python bench/sim_throughput.py --quick    # about a minute
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gossipgan.comm import SimComm
+from gossipgan.data import load_dataset
+from gossipgan.games.gan import GanGame
+from gossipgan.models import build_models
+from gossipgan.topology import ring, torus
+from gossipgan.workers import Workers
+
+LATENT = 32  # GanGame's default latent_dim
+MODELS = {"mlp": "ring8", "dcgan": "digits"}  # model -> dataset
+
+
+def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int,
+                     warmup: int = 1) -> dict[str, dict[str, float]]:
+    """Median and min seconds per call of each fn, the fns taking turns within each repeat."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for key, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - start)
+    return {k: {"median": statistics.median(v), "min": min(v)} for k, v in times.items()}
+
+
+# --- the two yardsticks: plain nn.Modules and autograd, NS-GAN losses as in GanGame ---------
+def nsgan_grads(g: nn.Module, d: nn.Module, x: Tensor, z: Tensor) -> tuple[Tensor, ...]:
+    """Each player's gradient of its own loss, the way one writes it without the simulator."""
+    fake = g(z)
+    d_fake, d_real = d(fake), d(x)
+    loss_g = F.softplus(-d_fake).mean()
+    loss_d = (F.softplus(-d_real) + F.softplus(d_fake)).mean()
+    grads_g = torch.autograd.grad(loss_g, list(g.parameters()), retain_graph=True)
+    return grads_g + torch.autograd.grad(loss_d, list(d.parameters()))
+
+
+def module_pair(game: GanGame, params: dict[str, Tensor],
+                worker: int) -> tuple[nn.Module, nn.Module]:
+    """A fresh G/D pair holding `worker`'s parameters (so every variant does the same sums)."""
+    g, d = build_models(game.model, game.dataset.shape, game.latent_dim, game.width)
+    with torch.no_grad():
+        for prefix, module in (("G.", g), ("D.", d)):
+            for name, p in module.named_parameters():
+                p.copy_(params[prefix + name][worker])
+    return g, d
+
+
+def bench_operator(model: str, n: int, batch: int, repeats: int) -> dict:
+    data = load_dataset(MODELS[model])
+    game = GanGame(data, n, model=model, latent_dim=LATENT)  # shards may be < batch: sampling
+    sims = {mode: Workers(game, list(range(n)), 0, batch, vectorize=mode)  # is with replacement
+            for mode in ("auto", "vmap", "loop")}
+    sims["auto"].compute_grads()  # resolves "auto"
+    picked = sims["auto"].vectorize
+    xs = sims["loop"].sample()
+    pairs = [module_pair(game, sims["loop"].params, i) for i in range(n)]
+    big_x, big_z = xs["x"].flatten(0, 1), xs["z"].flatten(0, 1)
+
+    def naive_loop() -> None:
+        for i, (g, d) in enumerate(pairs):
+            nsgan_grads(g, d, xs["x"][i], xs["z"][i])
+
+    fns: dict[str, Callable[[], object]] = {
+        f"sim {mode}": sims[mode].compute_grads for mode in ("auto", "vmap", "loop")}
+    fns["sim sampling only"] = sims["auto"].sample
+    fns["naive loop"] = naive_loop
+    fns["big batch"] = lambda: nsgan_grads(*pairs[0], big_x, big_z)
+    res = time_interleaved(fns, repeats)
+    per_worker = sum(v[0].numel() for v in sims["loop"].params.values())
+    return {"model": model, "dataset": data.name, "n": n, "batch": batch,
+            "params_per_worker": per_worker, "auto_picks": picked, "seconds": res}
+
+
+def print_operator(r: dict) -> None:
+    sec = {k: v["median"] for k, v in r["seconds"].items()}
+    n = r["n"]
+    print(f"\n{r['model']} on {r['dataset']}, N={n}, batch {r['batch']}/worker, "
+          f"{r['params_per_worker']:,} params/worker, auto -> {r['auto_picks']}")
+    print(f"  {'variant':18s} {'ms/op':>9s} {'min ms':>9s} {'steps/s':>9s} "
+          f"{'vs naive loop':>14s} {'vs big batch':>13s}")
+    for key, t in sec.items():
+        if key == "sim sampling only":
+            print(f"  {key:18s} {t * 1e3:9.1f}   (inside every sim row)")
+            continue
+        print(f"  {key:18s} {t * 1e3:9.1f} {r['seconds'][key]['min'] * 1e3:9.1f} {n / t:9.0f} "
+              f"{sec['naive loop'] / t:13.2f}x {t / sec['big batch']:12.2f}x")
+
+
+# --- gossip ---------------------------------------------------------------------------------
+def stacked_params(model: str, n: int) -> list[Tensor]:
+    game = GanGame(load_dataset(MODELS[model]), n, model=model, latent_dim=LATENT)
+    gen = torch.Generator().manual_seed(0)
+    return [v.expand(n, *v.shape) + 0.01 * torch.randn(n, *v.shape, generator=gen)
+            for v in game.init_params(0).values()]
+
+
+def bench_gossip(model: str, topology_name: str, n: int, repeats: int) -> dict:
+    topology = {"ring": ring, "torus": torus}[topology_name](n)
+    xs = stacked_params(model, n)
+    copies = topology.max_degree + 1
+    buffers = [torch.empty_like(x) for x in xs]
+    sparse, dense = SimComm(topology, mode="sparse"), SimComm(topology, mode="dense")
+
+    def copy_into() -> None:
+        for _ in range(copies):
+            for b, x in zip(buffers, xs, strict=True):
+                b.copy_(x)
+
+    def clone() -> None:
+        for _ in range(copies):
+            [x.clone() for x in xs]
+
+    res = time_interleaved({
+        "mix sparse": lambda: sparse.mix(xs, 1, 0),
+        "mix dense": lambda: dense.mix(xs, 1, 0),
+        f"{copies}x copy_": copy_into,
+        f"{copies}x clone": clone,
+    }, repeats)
+    return {"model": model, "topology": topology_name, "n": n, "copies": copies,
+            "mbytes": sum(x.numel() * x.element_size() for x in xs) / 1e6, "seconds": res}
+
+
+def print_gossip(r: dict) -> None:
+    sec = {k: v["median"] for k, v in r["seconds"].items()}
+    c = r["copies"]
+    print(f"\ngossip: {r['topology']} N={r['n']}, stacked {r['model']} parameters "
+          f"({r['mbytes']:.0f} MB), copy bound = {c} copies")
+    print(f"  {'variant':14s} {'ms':>9s} {'min ms':>9s} "
+          f"{'/ copy_ bound':>14s} {'/ clone bound':>14s}")
+    for key, t in sec.items():
+        print(f"  {key:14s} {t * 1e3:9.1f} {r['seconds'][key]['min'] * 1e3:9.1f} "
+              f"{t / sec[f'{c}x copy_']:13.2f}x {t / sec[f'{c}x clone']:13.2f}x")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="N = 8, 64 only; fewer repeats")
+    ap.add_argument("--repeats", type=int, default=None, help="timed repeats (default 5, quick 3)")
+    ap.add_argument("--batch", type=int, default=64, help="batch per worker")
+    ap.add_argument("--dcgan-batch-256", type=int, default=32,
+                    help="batch per worker of the DCGAN at N = 256 (64 takes too long)")
+    ap.add_argument("--json", default=None, help="also write all timings to this file")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    repeats = args.repeats or (3 if args.quick else 5)
+    sizes = (8, 64) if args.quick else (8, 64, 256)
+    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+          f"1 thread, {repeats} repeats (median), {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+    results: dict[str, list] = {"operator": [], "gossip": []}
+    for model in MODELS:
+        for n in sizes:
+            batch = args.dcgan_batch_256 if (model, n) == ("dcgan", 256) else args.batch
+            # the slowest configurations get fewer repeats to stay within the time budget
+            reps = max(3, repeats - 2) if (model, n) == ("dcgan", 256) else repeats
+            r = bench_operator(model, n, batch, reps)
+            results["operator"].append(r)
+            print_operator(r)
+    gossip_runs = [("dcgan", "ring"), ("mlp", "ring")]
+    if not args.quick:
+        gossip_runs.append(("dcgan", "torus"))
+    for model, topo_name in gossip_runs:
+        r = bench_gossip(model, topo_name, 256, repeats)
+        results["gossip"].append(r)
+        print_gossip(r)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

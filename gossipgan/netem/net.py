@@ -1,0 +1,267 @@
+"""An emulated cluster: one network namespace per worker, a hub namespace, real links.
+
+    worker i (ns ggXXXXXXw<i>)        hub (ns ggXXXXXXh)
+      eth0 10.77.0.(10+i)/32  <-veth->  v<i> --- br0 10.77.0.1 --- routed through tun0
+      tbf: upload at the rate           tbf on v<i>: download at the rate
+
+Each worker's link is a veth pair into a bridge in the hub namespace; `tbf` on both ends caps
+the link at the asked rate in each direction (a full-duplex NIC). Workers hold a /32 address
+and reach each other only via the hub's address, so the hub ROUTES every worker-to-worker
+packet; a policy rule sends whatever arrives from the bridge into the TUN device of the delay
+router (router.py), which holds it for the one-way latency and hands it back to be forwarded.
+
+Everything lives inside namespaces named `gg<6 hex>h` / `gg<6 hex>w<i>`; removing those
+namespaces removes every interface, qdisc and route with them. `Network` removes them on
+normal exit, on exceptions, on SIGINT/SIGTERM/SIGHUP and at interpreter exit; a run killed
+with SIGKILL leaves an owner file naming a dead pid, and `remove_stale()` clears such leftovers.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from gossipgan.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+MTU = 65000           # large packets keep the userspace router's packet rate low (see router.py)
+BURST_BYTES = 2 * 65536  # tbf bucket: at least one MTU-sized packet, or tbf drops it
+QUEUE_BYTES = 16 << 20   # deep enough that converging flows are delayed, not dropped
+HUB_ADDR = "10.77.0.1"
+MAX_WORKERS = 240     # addresses 10.77.0.10 .. 10.77.0.249
+WORKER_MEMORY = 600 << 20  # a torchrun agent plus one worker process with torch imported
+OWNER_DIR = Path("/run/gossipgan-netem")
+NAME_RE = re.compile(r"^gg([0-9a-f]{6})(h|w\d+)$")
+
+
+def worker_addr(i: int) -> str:
+    return f"10.77.0.{10 + i}"
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _run(args: list[str], stdin: str | None = None, check: bool = True) -> str:
+    proc = subprocess.run(args, input=stdin, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc.stdout
+
+
+def list_namespaces() -> list[str]:
+    """Names from `ip netns list` (first word of each line)."""
+    return [line.split()[0] for line in _run(["ip", "netns", "list"]).splitlines() if line.strip()]
+
+
+def memory_limit_workers() -> int:
+    """How many emulated workers this machine can hold (memory; addresses cap it at 240)."""
+    available = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            available = int(line.split()[1]) * 1024
+    return max(2, min(MAX_WORKERS, available // WORKER_MEMORY))
+
+
+def _kill_namespace_pids(name: str) -> None:
+    """Processes still inside one of OUR namespaces (started by us, e.g. a stray worker)."""
+    out = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True).stdout
+    for pid in out.split():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale() -> list[str]:
+    """Remove namespaces of gossipgan networks whose owning process is gone; returns them."""
+    removed = []
+    for name in list_namespaces():
+        match = NAME_RE.match(name)
+        if not match:
+            continue
+        owner = OWNER_DIR / match.group(1)
+        try:
+            pid = int(owner.read_text().strip())
+        except (OSError, ValueError):
+            pid = None
+        if pid is not None and _pid_alive(pid):
+            continue
+        _kill_namespace_pids(name)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        removed.append(name)
+        owner.unlink(missing_ok=True)
+    return removed
+
+
+def _raise_exit(signum, _frame):
+    raise SystemExit(128 + signum)
+
+
+class Network:
+    """`n_workers` namespaces behind a shaped, delayed hub; a context manager that cleans up."""
+
+    def __init__(self, n_workers: int):
+        if not is_root():
+            raise ConfigError("the namespace network benchmark needs root (network namespaces, "
+                              "tc); without root use the fallback: gossipgan bench network "
+                              "--app-delay (application-level per-hop delay, no bandwidth limit)")
+        limit = memory_limit_workers()
+        if not 2 <= n_workers <= limit:
+            raise ConfigError(f"the network benchmark needs 2..{limit} workers on this machine "
+                              f"(memory for about {WORKER_MEMORY >> 20} MB each, at most "
+                              f"{MAX_WORKERS} addresses), got {n_workers}")
+        self.n_workers = n_workers
+        self.id = secrets.token_hex(3)
+        self.hub = f"gg{self.id}h"
+        self.workers = [f"gg{self.id}w{i}" for i in range(n_workers)]
+        self.rate_bps: float | None = None
+        self.delay_s = 0.0
+        self._router: subprocess.Popen | None = None
+        self._procs: list[subprocess.Popen] = []
+        self._created: list[str] = []
+        self._old_handlers: dict = {}
+        self._torn_down = False
+
+    # --- lifetime ---------------------------------------------------------------------
+    def __enter__(self) -> Network:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                self._old_handlers[sig] = signal.signal(sig, _raise_exit)
+        atexit.register(self.teardown)
+        try:
+            self.setup()
+        except BaseException:
+            self.teardown()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.teardown()
+        for sig, handler in self._old_handlers.items():
+            signal.signal(sig, handler)
+        atexit.unregister(self.teardown)
+
+    def setup(self) -> None:
+        OWNER_DIR.mkdir(parents=True, exist_ok=True)
+        (OWNER_DIR / self.id).write_text(str(os.getpid()))
+        names = [self.hub, *self.workers]
+        for name in names:  # one at a time, so a failure leaves a list of what exists
+            _run(["ip", "netns", "add", name])
+            self._created.append(name)
+        hub = ["link set lo up", "link add br0 type bridge", f"link set br0 mtu {MTU} up",
+               f"addr add {HUB_ADDR}/24 dev br0"]
+        for i, ns in enumerate(self.workers):
+            hub += [f"link add v{i} mtu {MTU} type veth peer name eth0 netns {ns}",
+                    f"link set v{i} master br0 up"]
+        _run(["ip", "-n", self.hub, "-batch", "-"], "\n".join(hub) + "\n")
+        for i, ns in enumerate(self.workers):
+            cmds = ["link set lo up", f"link set eth0 mtu {MTU} up",
+                    f"addr add {worker_addr(i)}/32 dev eth0",
+                    f"route add {HUB_ADDR} dev eth0 scope link",
+                    f"route add 10.77.0.0/24 via {HUB_ADDR} dev eth0"]
+            _run(["ip", "-n", ns, "-batch", "-"], "\n".join(cmds) + "\n")
+        # Forwarding on; reverse-path filtering off, since packets re-enter from tun0 with
+        # addresses that route via br0; no redirects, so nobody learns to bypass the router.
+        sysctl = ("echo 1 > /proc/sys/net/ipv4/ip_forward; "
+                  "for k in all default; do echo 0 > /proc/sys/net/ipv4/conf/$k/rp_filter; "
+                  "echo 0 > /proc/sys/net/ipv4/conf/$k/send_redirects; done")
+        _run(["ip", "netns", "exec", self.hub, "sh", "-c", sysctl])
+        self._start_router()
+        _run(["ip", "-n", self.hub, "-batch", "-"],
+             f"link set tun0 mtu {MTU} up\nrule add iif br0 lookup 100 pref 100\n"
+             "route add default dev tun0 table 100\n")
+
+    def _start_router(self) -> None:
+        self._router = subprocess.Popen(
+            ["ip", "netns", "exec", self.hub, sys.executable, "-m", "gossipgan.netem.router",
+             "tun0", "0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            start_new_session=True)
+        line = self._router.stdout.readline()
+        if not line.startswith("ready"):
+            raise RuntimeError(f"the delay router did not start (said {line.strip()!r})")
+        if "realtime" not in line:
+            log.warning("delay router runs without real-time priority: latency may jitter")
+
+    def teardown(self) -> None:
+        """Stop every process we started here, then delete the namespaces (idempotent)."""
+        if self._torn_down:
+            return
+        self._torn_down = True
+        for proc in self._procs:
+            _stop(proc)
+        if self._router is not None:
+            try:
+                self._router.stdin.close()
+            except OSError:
+                pass
+            _stop(self._router, grace=2.0)
+        for name in reversed(self._created):
+            _kill_namespace_pids(name)
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        (OWNER_DIR / self.id).unlink(missing_ok=True)
+
+    # --- conditions -------------------------------------------------------------------
+    def shape(self, rate_bps: float | None, delay_s: float) -> None:
+        """Every link at `rate_bps` each way (None: unshaped) and `delay_s` one-way per hop."""
+        for i, ns in enumerate(self.workers):
+            for where, dev in ((ns, "eth0"), (self.hub, f"v{i}")):
+                if rate_bps is None:
+                    _run(["tc", "-n", where, "qdisc", "del", "dev", dev, "root"], check=False)
+                else:
+                    burst = max(BURST_BYTES, int(rate_bps / 8 * 1e-3))
+                    _run(["tc", "-n", where, "qdisc", "replace", "dev", dev, "root", "tbf",
+                          "rate", f"{int(rate_bps)}bit", "burst", str(burst),
+                          "limit", str(QUEUE_BYTES)])
+        self._router.stdin.write(f"delay {delay_s * 1e3:.6f}\n")
+        self._router.stdin.flush()
+        answer = self._router.stdout.readline()
+        if not answer.startswith("delay"):
+            raise RuntimeError(f"the delay router did not take the new delay ({answer!r})")
+        self.rate_bps, self.delay_s = rate_bps, delay_s
+
+    # --- processes in the namespaces ----------------------------------------------------
+    def popen(self, worker: int, argv: list[str], env: dict | None = None, **kwargs) -> subprocess.Popen:
+        """Start `argv` inside worker `worker`'s namespace (stopped at teardown)."""
+        proc = subprocess.Popen(["ip", "netns", "exec", self.workers[worker], *argv], env=env,
+                                start_new_session=True, **kwargs)
+        self._procs.append(proc)
+        return proc
+
+    def forget_finished(self) -> None:
+        self._procs = [p for p in self._procs if p.poll() is None]
+
+
+def _stop(proc: subprocess.Popen, grace: float = 3.0) -> None:
+    """SIGTERM the process group we started, then SIGKILL what is left."""
+    if proc.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
