@@ -174,8 +174,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="N = 8, 64 only; fewer repeats")
     ap.add_argument("--repeats", type=int, default=None, help="timed repeats (default 5, quick 3)")
     ap.add_argument("--batch", type=int, default=64, help="batch per worker")
-    ap.add_argument("--dcgan-batch-256", type=int, default=32,
-                    help="batch per worker of the DCGAN at N = 256 (64 takes too long)")
+    ap.add_argument("--dcgan-batch-256", type=int, default=None,
+                    help="batch per worker of the DCGAN at N = 256 (default: --batch)")
     ap.add_argument("--json", default=None, help="also write all timings to this file")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -186,7 +186,9 @@ def main() -> None:
     results: dict[str, list] = {"operator": [], "gossip": []}
     for model in MODELS:
         for n in sizes:
-            batch = args.dcgan_batch_256 if (model, n) == ("dcgan", 256) else args.batch
+            batch = args.batch
+            if (model, n) == ("dcgan", 256) and args.dcgan_batch_256:
+                batch = args.dcgan_batch_256
             # the slowest configurations get fewer repeats to stay within the time budget
             reps = max(3, repeats - 2) if (model, n) == ("dcgan", 256) else repeats
             r = bench_operator(model, n, batch, reps)

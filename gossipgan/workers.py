@@ -22,7 +22,14 @@ from gossipgan.games.base import Batch, Game, Params
 log = logging.getLogger(__name__)
 
 VECTORIZE = ("auto", "vmap", "loop")
-VMAP_MAX_PARAMS = 200_000
+# The vmap-or-loop rule (BENCHMARKS.md, 1 thread, batch 64, N = 16 and 64): vmap turns each
+# worker's matmuls into one batched matmul and wins for fully connected models at every size
+# measured (MLP GAN, 19k to 1.07M parameters per worker: 1.1-4x faster than the loop), but it
+# turns convolutions into grouped convolutions, slow on CPU: the digits DCGAN gains 2.6x at
+# 6.5k parameters, breaks even around 70k parameters in conv kernels and loses beyond
+# (width 64, 264k in kernels: 0.65-1.0x).
+VMAP_MAX_PARAMS = 1_100_000
+VMAP_MAX_CONV_PARAMS = 100_000
 
 
 def worker_seed(seed: int, worker: int) -> int:
@@ -82,7 +89,7 @@ class Workers:
             p.grad = grads[k].detach()
 
     def _choose(self, params: Params, batch: Batch) -> str:
-        """vmap for small per-worker models, the loop for big ones (bench/sim_throughput.py).
+        """vmap unless the model is big or convolution-heavy (bench/sim_throughput.py).
 
         A rule, not a timing: the two paths differ in the last float bits, and a run must make
         the same choice every time it is started for its results to be reproducible.
@@ -90,7 +97,10 @@ class Workers:
         if len(self.workers) == 1:
             return "loop"
         per_worker = sum(v[0].numel() for v in params.values())
-        return "vmap" if per_worker <= VMAP_MAX_PARAMS else "loop"
+        # conv kernels: >= 3-D per worker (linear weights are 2-D, biases and norms 1-D)
+        conv = sum(v[0].numel() for v in params.values() if v.dim() >= 4)
+        small = per_worker <= VMAP_MAX_PARAMS and conv <= VMAP_MAX_CONV_PARAMS
+        return "vmap" if small else "loop"
 
     # --- checkpoint -----------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -35,7 +35,8 @@ def _game(loss: str, model: str = "mlp", n_workers: int = 3) -> GanGame:
 def _perturbed(game: GanGame, seed: int = 0) -> dict[str, torch.Tensor]:
     """Initial parameters moved a little, so no test sits at a special point."""
     gen = torch.Generator().manual_seed(seed)
-    return {k: v + 0.05 * torch.randn(v.shape, generator=gen) for k, v in game.init_params(1).items()}
+    x0 = game.init_params(1)
+    return {k: v + 0.05 * torch.randn(v.shape, generator=gen) for k, v in x0.items()}
 
 
 def _modules(game: GanGame, params: dict):
@@ -72,8 +73,8 @@ def _autograd(loss: str, game: GanGame, params: dict, batch: dict):
     gd = torch.autograd.grad(ld, list(D.parameters()), retain_graph=True)
     cross_g = torch.autograd.grad(ld, list(G.parameters()), retain_graph=True)
     cross_d = torch.autograd.grad(lg, list(D.parameters()))
-    own = {**dict(zip(gn, gg)), **dict(zip(dn, gd))}
-    crossed = {**dict(zip(gn, cross_g)), **dict(zip(dn, cross_d))}
+    own = {**dict(zip(gn, gg, strict=True)), **dict(zip(dn, gd, strict=True))}
+    crossed = {**dict(zip(gn, cross_g, strict=True)), **dict(zip(dn, cross_d, strict=True))}
     return own, crossed, (lg.detach().item(), ld.detach().item())
 
 
@@ -143,7 +144,7 @@ def test_player_mapping_and_per_player_step_sizes():
     x0 = {k: v.detach().clone() for k, v in workers.params.items()}
     rng = [g.get_state() for g in workers.generators]
     run.optimizer.step(workers.compute_grads)
-    for g, s in zip(workers.generators, rng):
+    for g, s in zip(workers.generators, rng, strict=True):
         g.set_state(s)
     batch = workers.sample()  # the very batch the step drew
     for i in range(3):

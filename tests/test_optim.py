@@ -230,8 +230,10 @@ CASES = [(name, {}) for name in ALGORITHMS] + [
 ]
 
 
-@pytest.mark.parametrize("name, kw", CASES, ids=[f"{n}{'-' + '-'.join(map(str, k.values())) if k else ''}"
-                                                  for n, k in CASES])
+CASE_IDS = ["-".join([n, *map(str, k.values())]) for n, k in CASES]
+
+
+@pytest.mark.parametrize("name, kw", CASES, ids=CASE_IDS)
 def test_state_dict_round_trip_resumes_bit_identically(name, kw):
     k_steps = 5
     topology = topo.one_peer_exponential(4)  # time-varying: the step index matters too

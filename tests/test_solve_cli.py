@@ -96,8 +96,7 @@ def test_algo_all_runs_every_algorithm_and_compares(tmp_path, capsys):
         assert [int(r["iter"]) for r in rows] == [0, 3, 6]
         assert_png(run / "plots" / "grad_op_norm_sq.png")
         assert algo in printed
-    # centralized methods never disagree; decentralized ones on a non-IID... any shard do not
-    # have to, but all start equal
+    # the centralized baseline keeps every worker on the same point
     cposg = json.loads((out / "cposg" / "summary.json").read_text())
     assert cposg["final_consensus"] == 0.0
 
@@ -113,6 +112,26 @@ def test_refuses_to_overwrite_a_run_unless_asked(tmp_path, capsys):
     assert (out / "metrics.csv").read_text() == before  # the old run is untouched
     assert solve(out, "--lr", "0.01", "--overwrite") == 0
     assert load_config(out / "config.yaml").optim.lr == 0.01
+
+
+def test_algo_all_refuses_before_running_anything(tmp_path, capsys):
+    """A run already in OUT, or in any OUT/<algo>, stops `--algo all` before its first
+    algorithm writes; and a single run is not written into an `--algo all` directory."""
+    single = tmp_path / "single"
+    assert solve(single) == 0
+    assert solve(single, "--algo", "all") == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert not any(p.is_dir() and p.name in ALGORITHMS for p in single.iterdir())
+
+    many = tmp_path / "many"
+    assert solve(many / "dextragrad", "--algo", "dextragrad") == 0  # the last one of `all`
+    capsys.readouterr()
+    assert solve(many, "--algo", "all") == 2
+    err = capsys.readouterr().err
+    assert str(many / "dextragrad") in err
+    assert not (many / "dposg").exists()  # the first algorithm never started
+    assert solve(many, "--algo", "dposg") == 2  # nor a single run on top of them
+    assert not (many / "config.yaml").exists()
 
 
 def _edges(tmp_path, name, text):

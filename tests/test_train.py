@@ -48,7 +48,7 @@ def _assert_same(a, b, where: str = "") -> None:
             _assert_same(a[k], b[k], f"{where}/{k}")
     elif isinstance(a, (list, tuple)):
         assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
             _assert_same(x, y, f"{where}/{i}")
     elif isinstance(a, torch.Tensor):
         assert a.dtype == b.dtype and torch.equal(a, b), where
@@ -81,8 +81,8 @@ def _same_summary(a: dict, b: dict) -> None:
         k: v for k, v in b.items() if k not in timing}
 
 
-@pytest.mark.parametrize("algo,k,every", [("dpoadam", 3, 1000), ("dposg", 3, 1000), ("cpoadam", 3, 1000),
-                                          ("dpoadam", 5, 3)])
+@pytest.mark.parametrize("algo,k,every", [("dpoadam", 3, 1000), ("dposg", 3, 1000),
+                                          ("cpoadam", 3, 1000), ("dpoadam", 5, 3)])
 def test_resume_is_bit_identical(tmp_path, no_pictures, algo, k, every):
     full, half = tmp_path / "full", tmp_path / "half"
     opts = (f"optim.algo={algo}", f"run.checkpoint_every={every}", "optim.lr=0.01")
@@ -157,6 +157,24 @@ def test_sigint_at_the_last_step_finishes_the_run(tmp_path, monkeypatch, no_pict
     assert (tmp_path / "summary.json").is_file()
 
 
+def test_second_sigint_quits_at_once(tmp_path, monkeypatch, no_pictures):
+    loop.train(tiny("run.iters=2"), tmp_path, progress=False)
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    original = Workers.compute_grads
+
+    def compute_grads(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        return original(self)
+
+    handler = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(Workers, "compute_grads", compute_grads)
+    with pytest.raises(KeyboardInterrupt):
+        loop.train(tiny("run.iters=6"), tmp_path, resume=True, progress=False)
+    assert signal.getsignal(signal.SIGINT) is handler
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before  # the last good one is kept
+
+
 # --- checkpoint files -------------------------------------------------------------------------
 
 def _corrupt(kind: str, data: bytes) -> bytes:
@@ -219,7 +237,8 @@ def test_training_leaves_no_temporary_files(tmp_path, no_pictures):
 def test_overwrite_clears_the_previous_run(tmp_path):
     for name in ("config.yaml", "metrics.csv", "checkpoint.pt", "summary.json"):
         (tmp_path / name).write_text("old")
-    for sub, name in (("plots", "x.png"), ("samples", "y.png"), ("checkpoints", "rank0-00001000.pt")):
+    old = (("plots", "x.png"), ("samples", "y.png"), ("checkpoints", "rank0-00001000.pt"))
+    for sub, name in old:
         (tmp_path / sub).mkdir()
         (tmp_path / sub / name).write_text("old")
     with pytest.raises(ConfigError, match="--overwrite"):
@@ -235,20 +254,3 @@ def test_resume_needs_a_run(tmp_path):
     with pytest.raises(ConfigError, match="no run to resume"):
         prepare_run_dir(tmp_path / "nothing", resume=True, overwrite=False)
 
-
-def test_second_sigint_quits_at_once(tmp_path, monkeypatch, no_pictures):
-    loop.train(tiny("run.iters=2"), tmp_path, progress=False)
-    before = (tmp_path / "checkpoint.pt").read_bytes()
-    original = Workers.compute_grads
-
-    def compute_grads(self):
-        os.kill(os.getpid(), signal.SIGINT)
-        os.kill(os.getpid(), signal.SIGINT)
-        return original(self)
-
-    handler = signal.getsignal(signal.SIGINT)
-    monkeypatch.setattr(Workers, "compute_grads", compute_grads)
-    with pytest.raises(KeyboardInterrupt):
-        loop.train(tiny("run.iters=6"), tmp_path, resume=True, progress=False)
-    assert signal.getsignal(signal.SIGINT) is handler
-    assert (tmp_path / "checkpoint.pt").read_bytes() == before  # the last good one is kept

@@ -100,6 +100,10 @@ def test_digits_end_to_end(tmp_path, capsys):
 BAD = [  # (extra argv, text the one-line message must contain)
     (["--dataset", "mnist-idx", "--data-root", "/nonexistent"], "/nonexistent"),
     (["--dataset", "cifar10", "--data-root", "{empty}"], "{empty}"),
+    (["--dataset", "mnist-idx", "--data-root", "{empty}"], "{empty}"),
+    (["--dataset", "imagefolder", "--data-root", "{empty}"], "{empty}"),
+    (["--dataset", "mnist-idx"], "'mnist-idx'"),
+    (["--dataset", "digits", "--data-root", "{empty}"], "{empty}"),
     (["--dataset", "imagenet"], "'imagenet'"),
     (["--model", "vgg"], "'vgg'"),
     (["--loss", "lsgan"], "'lsgan'"),
@@ -114,6 +118,7 @@ BAD = [  # (extra argv, text the one-line message must contain)
     (["--set", "optim.lr=fast"], "fast"),
     (["--set", "run.iters"], "run.iters"),
     (["--set", "run.device=tpu9"], "tpu9"),
+    (["--loss", "wgan-gp", "--set", "game.gp_weight=-1"], "game.gp_weight"),
     (["--workers", "0"], "topology.workers"),
     (["--algo", "sgd"], "'sgd'"),
     (["--config", "/nonexistent/cfg.yaml"], "/nonexistent/cfg.yaml"),
@@ -150,12 +155,16 @@ def test_bad_input_against_an_existing_run(finished_run, capsys, extra, needle):
     assert (finished_run / "checkpoint.pt").read_bytes() == before  # nothing was touched
 
 
-def test_damaged_checkpoint_on_resume(tmp_path, capsys, no_pictures):
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_damaged_checkpoint_on_resume(tmp_path, capsys, no_pictures, damage):
     out = tmp_path / "run"
     assert main(train_argv(out, "--iters", "2")) == 0
     ckpt = out / "checkpoint.pt"
     data = bytearray(ckpt.read_bytes())
-    data[len(data) // 2] ^= 0xFF
+    if damage == "flip":
+        data[len(data) // 2] ^= 0xFF
+    else:
+        del data[len(data) * 2 // 3:]
     ckpt.write_bytes(bytes(data))
     capsys.readouterr()
     assert main(train_argv(out, "--iters", "4", "--resume")) == 2
@@ -188,9 +197,10 @@ def test_set_coerces_to_the_field_type(item, path, value):
     assert got == value and type(got) is type(value)
 
 
-@pytest.mark.parametrize("item", ["run.iters=1.5", "run.iters=true", "run.iters=ten",
-                                  "optim.lr=true", "optim.lr=fast", "run.batch=", "game.width=[1, 2]",
-                                  "run.seed=0x", "run.nope=1", "nope.x=1", "runiters=3", "run.iters"])
+@pytest.mark.parametrize("item", [
+    "run.iters=1.5", "run.iters=true", "run.iters=ten", "optim.lr=true", "optim.lr=fast",
+    "run.batch=", "game.width=[1, 2]", "run.seed=0x", "run.nope=1", "nope.x=1", "runiters=3",
+    "run.iters"])
 def test_set_rejects_bad_keys_and_types(item):
     with pytest.raises(ConfigError) as e:
         apply_overrides(Config(), [item])
@@ -199,7 +209,8 @@ def test_set_rejects_bad_keys_and_types(item):
 
 def test_yaml_round_trip(tmp_path):
     cfg = apply_overrides(Config(), ["optim.lr=3e-4", "game.width=24", "data.root=/x/y",
-                                     "optim.lr_d=0.001", "run.iters=7", "topology.self_weight=0.25"])
+                                     "optim.lr_d=0.001", "run.iters=7",
+                                     "topology.self_weight=0.25"])
     cfg.save(tmp_path / "c.yaml")
     assert load_config(tmp_path / "c.yaml") == cfg
     Config().save(tmp_path / "d.yaml")
@@ -276,6 +287,7 @@ def test_ctrl_c_in_process_then_resume(tmp_path, monkeypatch, capsys, no_picture
         assert torch.equal(value, b["workers"]["params"][name]), name
 
 
+@pytest.mark.slow
 def test_sigint_to_a_real_process(tmp_path):
     """`python -m gossipgan train`, SIGINT once it is training: exit 0, checkpoint, resumable."""
     out = tmp_path / "run"
@@ -284,7 +296,7 @@ def test_sigint_to_a_real_process(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "gossipgan", *argv], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 150  # generous: a loaded 2-core machine starts slowly
         while time.monotonic() < deadline and proc.poll() is None:
             metrics = out / "metrics.csv"
             if metrics.is_file() and len(metrics.read_text().splitlines()) >= 4:  # iteration >= 2
@@ -292,7 +304,7 @@ def test_sigint_to_a_real_process(tmp_path):
             time.sleep(0.05)
         assert proc.poll() is None, proc.communicate()
         proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
+        stdout, stderr = proc.communicate(timeout=100)
     finally:
         if proc.poll() is None:
             proc.kill()

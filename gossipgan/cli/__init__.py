@@ -21,13 +21,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from gossipgan.cli import eval_cmd, solve, topology_cmd, train_cmd
+    from gossipgan.cli import bench_cmd, eval_cmd, solve, topology_cmd, train_cmd
 
     parser = _Parser(prog="gossipgan", description="Decentralized optimistic training of GANs "
                      "and min-max games over gossip graphs.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for module in (train_cmd, solve, topology_cmd, eval_cmd):
+    for module in (train_cmd, solve, topology_cmd, eval_cmd, bench_cmd):
         module.add_parser(sub)
     return parser
 
@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"gossipgan: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before the training loop took over Ctrl-C: nothing to save yet
+        print("gossipgan: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

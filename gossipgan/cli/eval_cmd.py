@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
                        "metrics use the project's own classifier features, not Inception.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory (from gossipgan train --out)")
     p.add_argument("--checkpoint", metavar="FILE", help="checkpoint file [RUN_DIR/checkpoint.pt]")
-    p.add_argument("--samples", type=int, default=None,
+    p.add_argument("--samples", type=int, default=None, metavar="N",
                    help="generated samples [10000 for images, 2500 for 2-D mixtures]; the "
                    "value logged during training used run.quality_samples")
     p.add_argument("--classifier", metavar="FILE", help="classifier file for the cls_* metrics "
@@ -37,6 +37,9 @@ def add_parser(sub) -> None:
                    "RUN_DIR/classifier.pt and use it")
     p.add_argument("--epochs", type=int, default=None, help="epochs for --train-classifier")
     p.add_argument("--device", default=None, help="override run.device, e.g. cpu")
+    p.add_argument("--inception-weights", metavar="FILE", default=None,
+                   help="OPTIONAL: also compute real Inception FID/IS (inception_fid, "
+                   "inception_is); needs torch-fidelity and its pt_inception-2015-12-05 weights")
     p.add_argument("--out", metavar="FILE", help="where to write the JSON [RUN_DIR/eval.json]")
     p.set_defaults(func=run_eval)
 
@@ -48,7 +51,7 @@ def add_parser(sub) -> None:
     c.add_argument("--out", default="compare", help="folder for the plots and compare.json "
                    "[./compare]")
     c.add_argument("--keys", default=None, help="comma-separated metrics.csv columns to plot "
-                   f"[those present of {','.join(PLOT_KEYS)}]")
+                   f"[those present of {', '.join(PLOT_KEYS)}]")
     c.set_defaults(func=run_compare)
 
 
@@ -130,7 +133,16 @@ def run_eval(args: argparse.Namespace) -> int:
     monitor = build_monitor(cfg, run.game, run_dir=run_dir, classifier=classifier, required=True)
     n = args.samples or monitor.default_samples(training=False)
     monitor.check_samples(n, "--samples")
-    values = monitor.measure(Evaluator(run, None).x_bar(), n)
+    x_bar = Evaluator(run, None).x_bar()
+    values = monitor.measure(x_bar, n)
+    if args.inception_weights:
+        from gossipgan.metrics import generate_samples, inception_metrics
+        from gossipgan.metrics.monitor import load_reference
+
+        if monitor.kind != "image":
+            raise ConfigError("--inception-weights applies to image datasets only")
+        fake = generate_samples(run.game, x_bar, n, monitor.seed)
+        values.update(inception_metrics(load_reference(cfg), fake, args.inception_weights))
     result = {"run_dir": str(run_dir), "checkpoint": str(ckpt), "iteration": state["iteration"],
               "wall_s": state.get("clock", {}).get("train_s"), "algo": cfg.optim.algo,
               "samples": n, **monitor.info, "metrics": values}
@@ -156,7 +168,7 @@ def _last(rows: list[dict], key: str):
 
 def _labels(dirs: list[Path]) -> list[str]:
     names = [d.resolve().name for d in dirs]
-    return [n if names.count(n) == 1 else str(d) for n, d in zip(names, dirs)]
+    return [n if names.count(n) == 1 else str(d) for n, d in zip(names, dirs, strict=True)]
 
 
 def run_compare(args: argparse.Namespace) -> int:
@@ -173,7 +185,8 @@ def run_compare(args: argparse.Namespace) -> int:
     labels = _labels(dirs)
     if len(set(labels)) != len(labels):
         raise ConfigError(f"the same run directory is given twice: {', '.join(map(str, dirs))}")
-    metrics = {label: read_metrics(d / "metrics.csv") for label, d in zip(labels, dirs)}
+    named = dict(zip(labels, dirs, strict=True))
+    metrics = {label: read_metrics(d / "metrics.csv") for label, d in named.items()}
     present = [k for k in ("grad_op_norm_sq", "consensus", *QUALITY_METRICS)
                if any(_last(rows, k) is not None for rows in metrics.values())]
     keys = args.keys.split(",") if args.keys else [k for k in PLOT_KEYS if k in present]
@@ -183,12 +196,11 @@ def run_compare(args: argparse.Namespace) -> int:
                           f"{', '.join(present)}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    named = dict(zip(labels, dirs))
     plots = [plot_comparison(named, out / "compare_iter.png", keys=keys, x="iter"),
              plot_comparison(named, out / "compare_wall.png", keys=keys, x="wall_s")]
 
     table: dict[str, dict] = {}
-    for label, d in zip(labels, dirs):
+    for label, d in named.items():
         rows = metrics[label]
         col = {}
         if (d / "config.yaml").is_file():
@@ -223,7 +235,7 @@ def _fmt(v) -> str:
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
              for r in [header, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

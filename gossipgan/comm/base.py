@@ -92,7 +92,7 @@ class Communicator(abc.ABC):
         """Whether this process writes the run's shared outputs."""
         return True
 
-    def barrier(self) -> None:
+    def barrier(self) -> None:  # noqa: B027 - a no-op default, not abstract: one process
         """Wait for every worker (no-op in one process)."""
 
     def gather_objects(self, obj) -> list:

@@ -40,8 +40,35 @@ def init_process_group(backend: str = "auto") -> str:
         raise ConfigError("NCCL needs a CUDA GPU and none is visible; use run.dist_backend=gloo")
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-    dist.init_process_group(backend=backend)
+    store = _attempt_store()
+    if store is None:
+        dist.init_process_group(backend=backend)
+    else:
+        dist.init_process_group(backend=backend, store=store, rank=int(os.environ["RANK"]),
+                                world_size=int(os.environ["WORLD_SIZE"]))
     return backend
+
+
+def _attempt_store() -> dist.Store | None:
+    """Under torchrun's shared store, a store whose keys are fresh in every restart attempt.
+
+    torchrun (torch 2.13) hands its own TCPStore to the workers and keeps it across restarts
+    of the group (`--max-restarts`): the process group's keys of the failed attempt are still
+    there, so the new ranks read the dead ranks' addresses and fail ("Gloo connectFullMesh
+    failed ... Connection refused"). A prefix per attempt gives each attempt its own keys.
+    The attempt number is each node's own count: on several nodes it can differ after some
+    kinds of failure (pytorch/pytorch#135712); there, prefer TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1
+    on every torchrun, which makes rank 0 host a new store each attempt (and this returns None).
+    """
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    from torch.distributed.constants import default_pg_timeout
+
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
+                          int(os.environ["WORLD_SIZE"]), is_master=False,
+                          timeout=default_pg_timeout)
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    return dist.PrefixStore(f"gossipgan/attempt{attempt}", store)
 
 
 def local_device(backend: str) -> torch.device:
@@ -56,8 +83,9 @@ class DistComm(Communicator):
             raise ConfigError(f"DistComm needs an initialised process group: {LAUNCH_HINT}")
         world = dist.get_world_size()
         if world != topology.n_workers:
-            raise ConfigError(f"world size {world} differs from the topology's {topology.n_workers} "
-                              "workers: set --workers to the number of processes")
+            raise ConfigError(f"world size {world} differs from the topology's "
+                              f"{topology.n_workers} workers: set --workers to the number of "
+                              "processes")
         self.topology = topology
         self.rank = dist.get_rank()
         self.traffic = Traffic()
@@ -104,14 +132,14 @@ class DistComm(Communicator):
         outs = self.topology.out_neighbors(me, round_index)
         recv = [torch.empty_like(flat) for _ in ins]
         ops = [dist.P2POp(dist.isend, flat, j) for j, _ in outs]
-        ops += [dist.P2POp(dist.irecv, buf, j) for buf, (j, _) in zip(recv, ins)]
+        ops += [dist.P2POp(dist.irecv, buf, j) for buf, (j, _) in zip(recv, ins, strict=True)]
         if self.delay_s:
             time.sleep(self.delay_s)
         if ops:
             for req in dist.batch_isend_irecv(ops):
                 req.wait()
         out = flat * self.topology.self_weight(me, round_index)
-        for buf, (_, w) in zip(recv, ins):
+        for buf, (_, w) in zip(recv, ins, strict=True):
             out.add_(buf, alpha=w)
         return out
 

@@ -34,9 +34,10 @@ def _split(params: Params) -> tuple[Params, Params]:
 
 
 class GanGame(Game):
-    def __init__(self, dataset: Dataset, n_workers: int, *, model: str = "dcgan", loss: str = "nsgan",
-                 latent_dim: int = 32, width: int | None = None, gp_weight: float = 10.0,
-                 scheme: str = "iid", alpha: float = 1.0, batch_size: int = 1, seed: int = 0):
+    def __init__(self, dataset: Dataset, n_workers: int, *, model: str = "dcgan",
+                 loss: str = "nsgan", latent_dim: int = 32, width: int | None = None,
+                 gp_weight: float = 10.0, scheme: str = "iid", alpha: float = 1.0,
+                 batch_size: int = 1, seed: int = 0):
         self.dataset = dataset
         self.n_workers = n_workers
         self.loss = check_choice("loss", loss, LOSSES)
@@ -47,8 +48,9 @@ class GanGame(Game):
         self.shards = shard(dataset, n_workers, scheme=scheme, alpha=alpha, seed=seed)
         smallest = min(len(s) for s in self.shards)
         if batch_size > smallest:
-            raise ConfigError(f"batch {batch_size} is larger than a worker's shard ({smallest} samples "
-                              f"of {dataset.name} over {n_workers} workers); lower run.batch or workers")
+            raise ConfigError(f"batch {batch_size} is larger than a worker's shard ({smallest} "
+                              f"samples of {dataset.name} over {n_workers} workers); lower "
+                              "run.batch or workers")
         self.shard_size = sum(len(s) for s in self.shards) / n_workers
 
     # --- Game interface -------------------------------------------------------------------

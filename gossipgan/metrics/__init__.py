@@ -23,7 +23,12 @@ from gossipgan.metrics.classifier import (
     shipped_records,
     train_classifier,
 )
-from gossipgan.metrics.mixture import MIXTURE_METRICS, MIXTURE_SAMPLES, mixture_metrics, mode_coverage
+from gossipgan.metrics.mixture import (
+    MIXTURE_METRICS,
+    MIXTURE_SAMPLES,
+    mixture_metrics,
+    mode_coverage,
+)
 from gossipgan.metrics.monitor import QualityMonitor, build_monitor, generate_samples
 from gossipgan.metrics.quality import CLS_METRICS, ClassifierMetrics, inception_metrics, min_samples
 

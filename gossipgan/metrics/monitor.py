@@ -92,7 +92,7 @@ class QualityMonitor:
                 raise ConfigError(f"no quality metric for 2-D dataset {self.dataset!r}: only "
                                   f"the mixtures {', '.join(MIXTURES)} have known modes")
             self.kind, self.metrics, self.min_samples = "points", None, 1
-            self.info["metrics"] = "hq_rate / modes_covered (PacGAN definitions)"
+            self.info["note"] = "hq_rate / modes_covered (PacGAN definitions)"
             return
         self.kind = "image"
         if classifier_path is None:
@@ -104,7 +104,7 @@ class QualityMonitor:
         self.min_samples = min_samples(model)
         self.metrics = ClassifierMetrics(model, load_reference(cfg), seed=self.seed)
         self.info.update({
-            "metrics": "cls_* = this project's classifier-feature metrics, NOT Inception FID/IS",
+            "note": "cls_* = this project's classifier-feature metrics, NOT Inception FID/IS",
             "classifier": str(classifier_path),
             "classifier_sha256": hashlib.sha256(Path(classifier_path).read_bytes()).hexdigest(),
             "classifier_dataset": record.get("dataset"),

@@ -33,14 +33,25 @@ from gossipgan.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-MTU = 65000           # large packets keep the userspace router's packet rate low (see router.py)
-BURST_BYTES = 2 * 65536  # tbf bucket: at least one MTU-sized packet, or tbf drops it
+MTU = 65000           # unshaped links: large packets keep the router's packet rate low
+PACKET_SECONDS = 0.5e-3  # shaped links: one packet is this much link time (see mtu_for)
 QUEUE_BYTES = 16 << 20   # deep enough that converging flows are delayed, not dropped
 HUB_ADDR = "10.77.0.1"
 MAX_WORKERS = 240     # addresses 10.77.0.10 .. 10.77.0.249
 WORKER_MEMORY = 600 << 20  # a torchrun agent plus one worker process with torch imported
 OWNER_DIR = Path("/run/gossipgan-netem")
 NAME_RE = re.compile(r"^gg([0-9a-f]{6})(h|w\d+)$")
+
+
+def mtu_for(rate_bps: float | None) -> int:
+    """MTU of every interface at this link rate.
+
+    tbf lets a packet pass whole, and a full bucket lets one burst through at once, so each
+    message gets up to one packet "for free"; with a packet of ~0.5 ms of link time that error
+    stays small, while the userspace router still sees few packets at 1 Gbit/s (63 KB each)."""
+    if rate_bps is None:
+        return MTU
+    return int(min(MTU, max(1500, rate_bps / 8 * PACKET_SECONDS)))
 
 
 def worker_addr(i: int) -> str:
@@ -222,13 +233,20 @@ class Network:
 
     # --- conditions -------------------------------------------------------------------
     def shape(self, rate_bps: float | None, delay_s: float) -> None:
-        """Every link at `rate_bps` each way (None: unshaped) and `delay_s` one-way per hop."""
+        """Every link at `rate_bps` each way (None: unshaped) and `delay_s` one-way per hop.
+
+        Meant between launches: connections opened before an MTU change keep their old MSS."""
+        mtu = mtu_for(rate_bps)
+        burst = mtu + 1024  # one packet with its link header: tbf drops anything larger
+        hub_cmds = [f"link set v{i} mtu {mtu}" for i in range(self.n_workers)]
+        hub_cmds += [f"link set br0 mtu {mtu}", f"link set tun0 mtu {mtu}"]
+        _run(["ip", "-n", self.hub, "-batch", "-"], "\n".join(hub_cmds) + "\n")
         for i, ns in enumerate(self.workers):
+            _run(["ip", "-n", ns, "link", "set", "eth0", "mtu", str(mtu)])
             for where, dev in ((ns, "eth0"), (self.hub, f"v{i}")):
                 if rate_bps is None:
                     _run(["tc", "-n", where, "qdisc", "del", "dev", dev, "root"], check=False)
                 else:
-                    burst = max(BURST_BYTES, int(rate_bps / 8 * 1e-3))
                     _run(["tc", "-n", where, "qdisc", "replace", "dev", dev, "root", "tbf",
                           "rate", f"{int(rate_bps)}bit", "burst", str(burst),
                           "limit", str(QUEUE_BYTES)])
@@ -240,7 +258,8 @@ class Network:
         self.rate_bps, self.delay_s = rate_bps, delay_s
 
     # --- processes in the namespaces ----------------------------------------------------
-    def popen(self, worker: int, argv: list[str], env: dict | None = None, **kwargs) -> subprocess.Popen:
+    def popen(self, worker: int, argv: list[str], env: dict | None = None,
+              **kwargs) -> subprocess.Popen:
         """Start `argv` inside worker `worker`'s namespace (stopped at teardown)."""
         proc = subprocess.Popen(["ip", "netns", "exec", self.workers[worker], *argv], env=env,
                                 start_new_session=True, **kwargs)

@@ -42,7 +42,7 @@ class DExtraGrad(GossipOptimizer):
             updates = self._updates(pairs, [p.grad.detach() for p in params])
             moved = torch._foreach_add(x, updates)
             mixed = self._communicate(moved, 2 * k + phase)
-            for p, m in zip(params, mixed):
+            for p, m in zip(params, mixed, strict=True):
                 p.copy_(m.view_as(p))
         for p in params:
             self.state[p]["iteration"] = k + 1

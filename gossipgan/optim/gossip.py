@@ -88,7 +88,8 @@ class GossipOptimizer(Optimizer):
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
-                    raise RuntimeError("every parameter needs a gradient: the operator covers both players")
+                    raise RuntimeError(
+                        "every parameter needs a gradient: the operator covers both players")
                 out.append((group, p))
         return out
 
@@ -116,7 +117,7 @@ class GossipOptimizer(Optimizer):
                 us = sgd_updates(gs, group["lr"])
             else:
                 states = [self.state[pairs[i][1]] for i in ids]
-                for s, g in zip(states, gs):
+                for s, g in zip(states, gs, strict=True):
                     if "exp_avg" not in s:
                         s["exp_avg"] = torch.zeros_like(g)
                         s["exp_avg_sq"] = torch.zeros_like(g)
@@ -126,7 +127,7 @@ class GossipOptimizer(Optimizer):
                     [s["adam_step"] for s in states],
                     lr=group["lr"], betas=group["betas"], eps=group["eps"],
                 )
-            for i, u in zip(ids, us):
+            for i, u in zip(ids, us, strict=True):
                 updates[i] = u
         return updates
 
@@ -140,7 +141,8 @@ class GossipOptimizer(Optimizer):
         params = [p for _, p in pairs]
         grads = [p.grad.detach() for p in params]
         if self.centralized:
-            grads = [g.view_as(p) for g, p in zip(self.comm.mean([self._view(g) for g in grads]), params)]
+            means = self.comm.mean([self._view(g) for g in grads])
+            grads = [g.view_as(p) for g, p in zip(means, params, strict=True)]
         k = self.iteration
         updates = self._updates(pairs, grads)
         mixed_moments = self.param_groups[0]["moments"] == "mixed"
@@ -158,12 +160,12 @@ class GossipOptimizer(Optimizer):
         if mixed_moments:
             extra = [s[key] for s in states for key in ("exp_avg", "exp_avg_sq")]
         mixed = self._communicate(list(x) + extra, k)
-        x_hat = [m.view_as(p) for m, p in zip(mixed[: len(params)], params)]
-        for buf, m in zip(extra, mixed[len(params):]):
+        x_hat = [m.view_as(p) for m, p in zip(mixed[: len(params)], params, strict=True)]
+        for buf, m in zip(extra, mixed[len(params):], strict=True):
             buf.copy_(m.view_as(buf))
 
         if self.optimistic:
-            for s, xi, xh, u in zip(states, x, x_hat, updates):
+            for s, xi, xh, u in zip(states, x, x_hat, updates, strict=True):
                 s["x"] = xi
                 # Centralized: mix is the identity and x_hat is a view of x (`is` cannot see
                 # that: view_as makes a new tensor object); state buffers are never aliased.
@@ -171,7 +173,7 @@ class GossipOptimizer(Optimizer):
                 s["x_hat"] = xh.clone() if shared else xh
                 s["update"] = u
         new_params = torch._foreach_add(x_hat, updates)
-        for p, v in zip(params, new_params):
+        for p, v in zip(params, new_params, strict=True):
             p.copy_(v)
         for s in states:
             s["iteration"] = k + 1

@@ -154,7 +154,8 @@ def set_value(cfg: Config, path: str, value) -> None:
     section, _, key = path.partition(".")
     if not key or section not in {f.name for f in fields(cfg)}:
         sections = ", ".join(f.name for f in fields(cfg))
-        raise ConfigError(f"unknown config key {path!r}; use section.key with section one of {sections}")
+        raise ConfigError(f"unknown config key {path!r}; use section.key with section one of "
+                          f"{sections}")
     obj = getattr(cfg, section)
     setattr(obj, key, _coerce(value, _field_type(obj, key, path), path))
 
@@ -217,7 +218,8 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{path} must be > 0, got {value}")
     if cfg.data.alpha <= 0:
         raise ConfigError(f"non-IID alpha must be > 0, got {cfg.data.alpha}")
-    for path, value in {"game.heterogeneity": cfg.game.heterogeneity, "game.noise": cfg.game.noise}.items():
+    for path, value in {"game.heterogeneity": cfg.game.heterogeneity, "game.noise": cfg.game.noise,
+                        "game.gp_weight": cfg.game.gp_weight}.items():
         if value < 0:
             raise ConfigError(f"{path} must be >= 0, got {value}")
     if r.quality_every is not None and (r.quality_every < 0 or r.quality_every % r.eval_every):

@@ -51,7 +51,8 @@ class Run:
 
 def build_topology(cfg: Config) -> topo.Topology:
     t = cfg.topology
-    options = {"ring": {"self_weight": t.self_weight}, "erdos_renyi": {"p": t.p, "seed": t.graph_seed},
+    options = {"ring": {"self_weight": t.self_weight},
+               "erdos_renyi": {"p": t.p, "seed": t.graph_seed},
                "file": {"path": t.edges}}.get(t.name.replace("-", "_"), {})
     return topo.build(t.name, t.workers, **options)
 
@@ -67,7 +68,8 @@ def build_run(cfg: Config, comm: Communicator | None = None) -> Run:
     if comm is None:
         comm = SimComm(graph, mode=cfg.run.mixing)
     game = build_game(cfg, graph.n_workers)
-    workers = Workers(game, comm.workers, cfg.run.seed, cfg.run.batch, cfg.run.vectorize, cfg.run.device)
+    workers = Workers(game, comm.workers, cfg.run.seed, cfg.run.batch, cfg.run.vectorize,
+                      cfg.run.device)
     o = cfg.optim
     groups = []
     for player, lr in (("min", o.lr_g or o.lr), ("max", o.lr_d or o.lr)):
@@ -162,14 +164,16 @@ def train(cfg: Config, out: str | Path, *, resume: bool | str = False, overwrite
     start_iter = _resume(run, store, evaluator, clock, out) if resume else 0
     if main:
         cfg.save(out / "config.yaml")
-    metrics = MetricsLog(out / "metrics.csv", resume_iter=start_iter if resume else None) if main else None
+    metrics = (MetricsLog(out / "metrics.csv", resume_iter=start_iter if resume else None)
+               if main else None)
     if start_iter == 0:
         evaluator.log(0, clock, metrics, full=True)
 
     r = cfg.run
     closure = run.workers.compute_grads
     bar = tqdm(total=r.iters, initial=start_iter, disable=not (progress and main), unit="it",
-               dynamic_ncols=True, desc=f"{cfg.optim.algo} {run.topology.name} N={run.topology.n_workers}")
+               dynamic_ncols=True,
+               desc=f"{cfg.optim.algo} {run.topology.name} N={run.topology.n_workers}")
     k = start_iter
     stop = False
     with _StopFlag() as flag:

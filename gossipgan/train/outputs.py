@@ -20,7 +20,8 @@ def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
             raise ConfigError(f"--resume: {out} holds no run to resume")
         return
     if has_run and not overwrite:
-        raise ConfigError(f"{out} already holds a run; pass --overwrite to replace it or --resume to continue it")
+        raise ConfigError(f"{out} already holds a run; pass --overwrite to replace it or "
+                          "--resume to continue it")
     if has_run:
         for name in ("metrics.csv", "summary.json", "checkpoint.pt", "eval.json"):
             (out / name).unlink(missing_ok=True)

@@ -74,8 +74,9 @@ def plot_comparison(run_dirs: dict[str, Path], out: Path, keys=("grad_op_norm_sq
     """Several runs on shared axes, one panel per metric."""
     runs = {name: read_metrics(d / "metrics.csv") for name, d in run_dirs.items()}
     keys = [k for k in keys if any(_series(rows, k, x)[0] for rows in runs.values())]
-    fig, axes = plt.subplots(1, max(len(keys), 1), figsize=(5 * max(len(keys), 1), 3.8), squeeze=False)
-    for ax, key in zip(axes[0], keys):
+    panels = max(len(keys), 1)
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 3.8), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=False):  # no keys: one empty panel
         for name, rows in runs.items():
             xs, ys = _series(rows, key, x)
             if xs:

@@ -27,7 +27,8 @@ def image_grid(images: Tensor, nrow: int | None = None, pad: int = 1) -> Tensor:
     return grid.permute(1, 2, 0)
 
 
-def save_samples(samples: Tensor, path: Path, title: str = "", reference: Tensor | None = None) -> None:
+def save_samples(samples: Tensor, path: Path, title: str = "",
+                 reference: Tensor | None = None) -> None:
     """Write a PNG: a grid for images, a scatter (over `reference` points if given) for 2-D."""
     fig, ax = plt.subplots(figsize=(4, 4))
     if samples.dim() == 4:

@@ -1,0 +1,210 @@
+"""One emulated worker of the network benchmark, launched by torchrun in its namespace.
+
+    python -m gossipgan.netem.worker SPEC.json
+
+For one network condition, every worker: (1) takes part in measuring α and β on the link
+(ranks 0 and 1 ping-pong with gloo send/recv; the others wait); (2) trains each cell of the
+grid with the training loop's build_run, optimizer step and Evaluator over DistComm, which log
+wall, communication and bytes per iteration and cls_fid; (3) times the cell's communication alone,
+back to back with no compute, on a tensor of the model's size; (4) optionally times decent-dp's
+neighbour exchange against DistComm on the same schedule (peer.py). Rank 0 writes
+`result.json` beside the spec.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from gossipgan.comm.dist import DistComm, init_process_group
+from gossipgan.netem import alphabeta
+from gossipgan.optim import DExtraGrad, optimizer_class
+from gossipgan.train.config import Config
+from gossipgan.train.evaluate import Evaluator
+from gossipgan.train.loop import build_run, build_topology
+from gossipgan.train.outputs import MetricsLog, prepare_run_dir
+
+log = logging.getLogger(__name__)
+
+TINY_BYTES = 4
+CAL_REPS = 15
+BIG_REPS = 4
+ISO_SECONDS = 1.0  # aim of the back-to-back communication timing per cell
+
+
+def _pingpong(nbytes: int, reps: int, warmup: int = 2) -> float:
+    """Median one-way time (RTT/2) of a `nbytes` message between ranks 0 and 1."""
+    buf = torch.zeros(max(1, nbytes // 4))
+    rank = dist.get_rank()
+    times = []
+    for r in range(warmup + reps):
+        t0 = time.perf_counter()
+        if rank == 0:
+            dist.send(buf, 1)
+            dist.recv(buf, 1)
+        elif rank == 1:
+            dist.recv(buf, 0)
+            dist.send(buf, 0)
+        if r >= warmup:
+            times.append((time.perf_counter() - t0) / 2)
+    return statistics.median(times) if times else 0.0
+
+
+def calibrate(spec: dict, message_bytes: int) -> dict:
+    """α and β of the emulated link, measured with the same gloo transport the runs use.
+
+    The big message is ~50 ms of transfer at the shaped rate (1..16 MB), long enough that
+    tbf's one-packet burst and TCP's start are small beside it."""
+    rate = spec["rate_bps"]
+    big = int(min(16 << 20, max(1 << 20, (rate or 1.6e9) / 8 * 0.05)))
+    dist.barrier()
+    tiny = _pingpong(TINY_BYTES, CAL_REPS)
+    msg = _pingpong(message_bytes, BIG_REPS + 2)
+    large = _pingpong(big, BIG_REPS)
+    found = [None]
+    if dist.get_rank() == 0:
+        found[0] = {"tiny_s": tiny, "message_s": msg, "big_s": large, "big_bytes": big,
+                    "message_bytes": message_bytes}
+    dist.broadcast_object_list(found, src=0)
+    cal = found[0]
+    # The application-level fallback sleeps delay_s per hop on top of the loopback link.
+    app = spec["delay_s"] if spec["emulation"] == "app-delay" else 0.0
+    model = alphabeta.from_two_points(cal["tiny_s"], big, cal["big_s"])
+    cal.update(alpha_s=model.alpha_s + app, beta_Bps=model.beta_Bps)
+    cal["message_pred_s"] = model.message(message_bytes)
+    return cal
+
+
+def cell_config(spec: dict, cell: dict) -> Config:
+    cfg = Config.from_dict(spec["config"])
+    cfg.optim.algo = cell["algo"]
+    cfg.topology.name = cell["topology"] if cell["topology"] != "all_reduce" else "ring"
+    cfg.optim.rounds = cell["rounds"]
+    cfg.topology.workers = dist.get_world_size()
+    cfg.run.backend = "dist"
+    cfg.run.dist_backend = "gloo"
+    cfg.run.delay_ms = spec["delay_s"] * 1e3 if spec["emulation"] == "app-delay" else 0.0
+    return cfg
+
+
+def time_comm(cfg: Config, n_floats: int, predicted_s: float) -> dict:
+    """The cell's per-iteration communication alone: back to back, no compute, same bytes.
+
+    The count is fixed from the prediction so every rank runs the same collectives; the
+    result is the slowest rank's mean (an iteration waits for its slowest neighbour)."""
+    comm = DistComm(build_topology(cfg), delay_s=cfg.run.delay_ms / 1000)
+    cls = optimizer_class(cfg.optim.algo)
+    phases = 2 if issubclass(cls, DExtraGrad) else 1
+    reps = int(min(30, max(3, ISO_SECONDS / max(predicted_s, 1e-4))))
+    x = torch.zeros(1, n_floats)
+
+    def one(step: int) -> None:
+        for phase in range(phases):
+            if cls.centralized:
+                comm.mean([x])
+            else:
+                comm.mix([x], cfg.optim.rounds, step * phases + phase)
+
+    one(0)
+    dist.barrier()
+    t0 = time.perf_counter()
+    for step in range(1, reps + 1):
+        one(step)
+    mine = (time.perf_counter() - t0) / reps
+    everyone = [None] * dist.get_world_size()
+    dist.all_gather_object(everyone, mine)
+    return {"iso_comm_s": max(everyone), "iso_comm_mean_s": statistics.mean(everyone),
+            "iso_reps": reps}
+
+
+def train_cell(cfg: Config, run_dir: Path) -> tuple[list[dict], float | None]:
+    """The training loop's steps, timed as `train` times them, with its Evaluator.
+
+    Same `build_run`, same `optimizer.step(closure)` (one operator evaluation and one gossip
+    phase or all-reduce), same metrics.csv columns (wall_s and comm_s count only the steps;
+    evaluation runs between them). Left out, since a benchmark cell does not need them:
+    checkpoints, sample grids and per-run plots (the benchmark draws its own)."""
+    rank0 = dist.get_rank() == 0
+    if rank0:
+        prepare_run_dir(run_dir, resume=False, overwrite=True)
+        cfg.save(run_dir / "config.yaml")
+    run = build_run(cfg)
+    evaluator = Evaluator(run, run_dir if rank0 else None)
+    metrics = MetricsLog(run_dir / "metrics.csv") if rank0 else None
+    clock = {"train_s": 0.0, "comm_s": 0.0}
+    r = cfg.run
+    evaluator.log(0, clock, metrics, full=True)
+    dist.barrier()  # rank 0 measured quality alone: start the next step's clock together
+    for k in range(1, r.iters + 1):
+        t0 = time.perf_counter()
+        before = run.comm.traffic.seconds
+        run.optimizer.step(run.workers.compute_grads)
+        clock["train_s"] += time.perf_counter() - t0
+        clock["comm_s"] += run.comm.traffic.seconds - before
+        if k % r.log_every == 0 or k % r.eval_every == 0 or k == r.iters:
+            evaluator.log(k, clock, metrics, full=k % r.eval_every == 0 or k == r.iters)
+            dist.barrier()
+    return (metrics.rows if metrics else []), run.topology.rho()
+
+
+def run_cell(spec: dict, cell: dict, cal: dict, out: Path) -> dict:
+    cfg = cell_config(spec, cell)
+    start = time.perf_counter()
+    rows, rho = train_cell(cfg, out / cell["name"])
+    elapsed = time.perf_counter() - start
+    cls = optimizer_class(cfg.optim.algo)
+    topology = build_topology(cfg)
+    n_floats = cal["n_floats"]
+    model = alphabeta.AlphaBeta(cal["alpha_s"], cal["beta_Bps"])
+    phases = 2 if issubclass(cls, DExtraGrad) else 1
+    kwargs = dict(centralized=cls.centralized, rounds=cfg.optim.rounds, nbytes=4 * n_floats,
+                  phases=phases)
+    predicted = {p: alphabeta.predict(model, topology, protocol=p, **kwargs)
+                 for p in alphabeta.PROTOCOLS}
+    iso = time_comm(cfg, n_floats, predicted["gloo"])
+    row = {**cell, "pred_textbook_s": predicted["textbook"], "pred_gloo_s": predicted["gloo"],
+           **iso, "cell_seconds": elapsed, "rho": rho, "run_dir": str(out / cell["name"])}
+    if dist.get_rank() == 0:
+        row["metrics"] = rows
+    return row
+
+
+def main(spec_path: str) -> int:
+    spec = json.loads(Path(spec_path).read_text())
+    out = Path(spec_path).parent
+    torch.set_num_threads(1)
+    init_process_group("gloo")
+    rank = dist.get_rank()
+    n_floats = spec["n_floats"]
+    cal = calibrate(spec, 4 * n_floats)
+    cal["n_floats"] = n_floats
+    rows = []
+    for cell in spec["cells"]:
+        rows.append(run_cell(spec, cell, cal, out))
+        if rank == 0:
+            log.info("cell %s done in %.1f s", cell["name"], rows[-1]["cell_seconds"])
+    peer_rows = []
+    if spec.get("peer"):
+        from gossipgan.netem.peer import compare
+
+        peer_rows = compare(n_floats, cal, spec)
+    if rank == 0:
+        result = {"calibration": cal, "cells": rows, "peer": peer_rows}
+        tmp = out / "result.json.tmp"
+        tmp.write_text(json.dumps(result, indent=1))
+        tmp.rename(out / "result.json")
+    dist.barrier()
+    dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    sys.exit(main(sys.argv[1]))
