@@ -26,12 +26,18 @@ LAUNCH_HINT = ("launch one process per worker with torchrun, e.g. "
                "`torchrun --nproc_per_node=4 -m gossipgan train --backend dist --workers 4`")
 
 
-def init_process_group(backend: str = "auto") -> str:
-    """Join the torchrun group (env:// rendezvous); returns the backend used."""
+def init_process_group(backend: str = "auto", n_workers: int | None = None) -> str:
+    """Join the torchrun group (env:// rendezvous); returns the backend used.
+
+    n_workers: the run's number of workers, checked against the world size before joining
+    (after joining, a rank that exits at once can break a peer still connecting).
+    """
     if dist.is_initialized():
         return dist.get_backend()
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         raise ConfigError(f"--backend dist outside torchrun (no RANK/WORLD_SIZE): {LAUNCH_HINT}")
+    if n_workers is not None and int(os.environ["WORLD_SIZE"]) != n_workers:
+        raise ConfigError(_world_error(int(os.environ["WORLD_SIZE"]), n_workers))
     if backend == "auto":
         backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend not in ("gloo", "nccl"):
@@ -71,6 +77,11 @@ def _attempt_store() -> dist.Store | None:
     return dist.PrefixStore(f"gossipgan/attempt{attempt}", store)
 
 
+def _world_error(world: int, n_workers: int) -> str:
+    return (f"world size {world} differs from the topology's {n_workers} workers: set --workers "
+            "to the number of processes")
+
+
 def local_device(backend: str) -> torch.device:
     if backend == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
@@ -83,9 +94,10 @@ class DistComm(Communicator):
             raise ConfigError(f"DistComm needs an initialised process group: {LAUNCH_HINT}")
         world = dist.get_world_size()
         if world != topology.n_workers:
-            raise ConfigError(f"world size {world} differs from the topology's "
-                              f"{topology.n_workers} workers: set --workers to the number of "
-                              "processes")
+            # Every rank gets here; one that exited while a peer was still connecting the
+            # group would turn the peer's error into a gloo traceback.
+            dist.barrier()
+            raise ConfigError(_world_error(world, topology.n_workers))
         self.topology = topology
         self.rank = dist.get_rank()
         self.traffic = Traffic()

@@ -216,6 +216,13 @@ def validate(cfg: Config) -> None:
     for path, value in {"optim.lr": o.lr, "optim.lr_g": o.lr_g, "optim.lr_d": o.lr_d}.items():
         if value is not None and not value > 0:
             raise ConfigError(f"{path} must be > 0, got {value}")
+    for path, value in {"optim.beta1": o.beta1, "optim.beta2": o.beta2}.items():
+        if not 0 <= value < 1:
+            raise ConfigError(f"{path} must be in [0, 1), got {value}")
+    if o.eps < 0:
+        raise ConfigError(f"optim.eps must be >= 0, got {o.eps}")
+    if o.moments not in ("local", "mixed"):
+        raise ConfigError(f"optim.moments must be 'local' or 'mixed', got {o.moments!r}")
     if cfg.data.alpha <= 0:
         raise ConfigError(f"non-IID alpha must be > 0, got {cfg.data.alpha}")
     for path, value in {"game.heterogeneity": cfg.game.heterogeneity, "game.noise": cfg.game.noise,
