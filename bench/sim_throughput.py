@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -169,6 +170,26 @@ def print_gossip(r: dict) -> None:
               f"{t / sec[f'{c}x copy_']:13.2f}x {t / sec[f'{c}x clone']:13.2f}x")
 
 
+def print_goals(results: dict) -> None:
+    """The issue's targets, checked against this run's medians."""
+    print("\ngoals (medians of this run):")
+    for r in results["operator"]:
+        if (r["model"], r["n"]) == ("mlp", 64):
+            sec = {k: v["median"] for k, v in r["seconds"].items()}
+            speedup, gap = sec["naive loop"] / sec["sim auto"], sec["sim auto"] / sec["big batch"]
+            print(f"  MLP N=64: sim {speedup:.2f}x faster than the naive loop (goal >= 5x: "
+                  f"{'met' if speedup >= 5 else 'MISSED'}), {gap:.2f}x the big-batch time "
+                  f"(goal <= 1.5x: {'met' if gap <= 1.5 else 'MISSED'})")
+    for r in results["gossip"]:
+        if r["topology"] == "ring":
+            sec = {k: v["median"] for k, v in r["seconds"].items()}
+            c = r["copies"]
+            ratio = sec["mix sparse"] / sec[f"{c}x copy_"]
+            print(f"  ring N={r['n']} {r['model']}: sparse round {ratio:.2f}x the {c}x copy_ "
+                  f"bound (goal <= 2x: {'met' if ratio <= 2 else 'MISSED'}), "
+                  f"{sec['mix sparse'] / sec[f'{c}x clone']:.2f}x the {c}x clone bound")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="N = 8, 64 only; fewer repeats")
@@ -181,8 +202,10 @@ def main() -> None:
     torch.set_num_threads(1)
     repeats = args.repeats or (3 if args.quick else 5)
     sizes = (8, 64) if args.quick else (8, 64, 256)
+    wall, cpu = time.perf_counter(), time.process_time()
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"1 thread, {repeats} repeats (median), {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+          f"{os.cpu_count()} cores, 1 thread, {repeats} repeats (median), "
+          f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, load average {os.getloadavg()[0]:.1f}")
     results: dict[str, list] = {"operator": [], "gossip": []}
     for model in MODELS:
         for n in sizes:
@@ -201,6 +224,10 @@ def main() -> None:
         r = bench_gossip(model, topo_name, 256, repeats)
         results["gossip"].append(r)
         print_gossip(r)
+    print_goals(results)
+    print(f"\ntotal: {time.perf_counter() - wall:.0f} s wall, "
+          f"{time.process_time() - cpu:.0f} s CPU, load average now {os.getloadavg()[0]:.1f} "
+          "(other processes share these cores)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

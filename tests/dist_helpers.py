@@ -71,7 +71,7 @@ def free_port() -> int:
 
 
 def child_env(**extra: str) -> dict:
-    """The environment for launched processes: one thread, no progress bars, our package."""
+    """The environment for launched processes: one thread, this checkout, no torchrun vars."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
     env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(REPO), **extra)
@@ -99,10 +99,14 @@ def run(cmd: list[str], timeout: float, **kw) -> subprocess.CompletedProcess:
 
 
 def kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    """SIGKILL `proc`, its process group and every process below it. torchrun starts each
+    worker in a session of its own: killing torchrun's group alone leaves them running."""
+    below = descendants(proc.pid)
+    for kill, pid in [(os.killpg, proc.pid)] + [(os.kill, p) for p in below]:
+        try:
+            kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def launch_ranks(nproc: int, args: list[str], timeout: float) -> list[tuple[int, str]]:

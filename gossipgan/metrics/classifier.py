@@ -33,7 +33,7 @@ log = logging.getLogger("gossipgan")
 FORMAT = "gossipgan-classifier-1"
 FEATURE_DIM = 64
 # Epochs that reach the accuracy aims on 2 CPU cores in seconds to minutes.
-DEFAULT_EPOCHS = {"digits": 30, "mnist5k": 20, "fashion-mnist": 2}
+DEFAULT_EPOCHS = {"digits": 30, "mnist5k": 20, "fashion-mnist": 5}
 _FALLBACK_EPOCHS = 10
 AUGMENT_BELOW = 20_000
 

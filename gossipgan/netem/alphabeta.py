@@ -41,17 +41,24 @@ def _check(protocol: str) -> str:
 
 @dataclass(frozen=True)
 class AlphaBeta:
+    """α, β of one link; `app_delay_s` is a delay the application adds once per textbook hop
+    (the no-root fallback's DistComm sleep), which no transport handshake repeats."""
+
     alpha_s: float    # one-way time of a tiny message, seconds
     beta_Bps: float   # link bandwidth per direction, bytes per second
+    app_delay_s: float = 0.0
 
     def __post_init__(self):
-        if not (self.alpha_s >= 0 and self.beta_Bps > 0):
-            raise ConfigError(f"α–β model needs α >= 0 and β > 0, got α={self.alpha_s}, "
-                              f"β={self.beta_Bps}")
+        if not (self.alpha_s >= 0 and self.beta_Bps > 0 and self.app_delay_s >= 0):
+            raise ConfigError(f"α–β model needs α >= 0, β > 0 and a delay >= 0, got "
+                              f"α={self.alpha_s}, β={self.beta_Bps}, delay={self.app_delay_s}")
+
+    def _latency(self, hops: int, protocol_hops: int) -> float:
+        return protocol_hops * self.alpha_s + hops * self.app_delay_s
 
     def message(self, nbytes: float) -> float:
         """One message of `nbytes` over one link."""
-        return self.alpha_s + nbytes / self.beta_Bps
+        return self._latency(1, 1) + nbytes / self.beta_Bps
 
     def allreduce(self, n_workers: int, nbytes: float, protocol: str = "textbook") -> float:
         """Ring all-reduce of `nbytes` per worker over `n_workers` workers."""
@@ -61,14 +68,14 @@ class AlphaBeta:
         hops = steps
         if _check(protocol) == "gloo" and nbytes >= 4 * 2 * n_workers:
             hops = 2 * steps
-        return hops * self.alpha_s + steps / n_workers * nbytes / self.beta_Bps
+        return self._latency(steps, hops) + steps / n_workers * nbytes / self.beta_Bps
 
     def gossip_round(self, fan: int, nbytes: float, protocol: str = "textbook") -> float:
         """One round in which the busiest worker sends (or receives) `fan` messages."""
         if not fan:
             return 0.0
         hops = P2P_HOPS if _check(protocol) == "gloo" else 1
-        return hops * self.alpha_s + fan * nbytes / self.beta_Bps
+        return self._latency(1, hops) + fan * nbytes / self.beta_Bps
 
     def mix(self, topology: Topology, rounds: int, nbytes: float, start_round: int = 0,
             protocol: str = "textbook") -> float:

@@ -9,6 +9,7 @@ every t; centralized ones (CPOSG, CPOAdam) run once per condition with all_reduc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -34,7 +35,7 @@ LABEL = {"netns": "namespaces + tbf + TUN delay router",
          "app-delay": "FALLBACK: application-level per-hop delay in DistComm, loopback, "
                       "bandwidth not limited"}
 BASE_PORT = 29400
-CONDITION_TIMEOUT_S = 3600
+STALL_S = 900  # the workers log every evaluation; this long without a line is a hang
 
 
 @dataclass
@@ -56,7 +57,7 @@ class Grid:
         """The run config every cell shares (the cell sets algo, topology and t)."""
         cfg = Config()
         cfg.game.width = 16          # tiny DCGAN on 8x8 digits: 21k parameters, 85 KB
-        cfg.optim.lr = 1e-3
+        cfg.optim.lr = 2e-3          # Adam on this tiny GAN: cls_fid moves within ~500 steps
         cfg.run.iters = self.iters
         cfg.run.log_every = cfg.run.eval_every = log_every(self.iters)
         cfg.run.eval_batch = 128
@@ -69,11 +70,13 @@ class Grid:
         return cfg
 
     def conditions(self) -> list[tuple[float | None, float]]:
-        """(bits per second or None = unshaped, one-way seconds), bandwidth-major."""
-        delays = [parse_delay(d) for d in self.latencies]
+        """(bits per second or None = unshaped, one-way seconds): fastest rate first, then
+        increasing latency (see run_grid for why the order matters)."""
+        delays = sorted({parse_delay(d) for d in self.latencies})
         if self.emulation == "app-delay":
             return [(None, d) for d in delays]
-        return [(parse_rate(b), d) for b in self.bandwidths for d in delays]
+        rates = sorted({parse_rate(b) for b in self.bandwidths}, reverse=True)
+        return [(r, d) for r in rates for d in delays]
 
     def cells(self) -> list[dict]:
         out = []
@@ -116,13 +119,13 @@ class Grid:
                 topo.build(name, self.workers)
         if not self.latencies or (self.emulation == "netns" and not self.bandwidths):
             raise ConfigError("the grid needs at least one latency and one bandwidth")
+        self.conditions()  # parses every bandwidth and latency
+        self.config()
         if self.emulation == "netns" and not net.is_root():
             raise ConfigError("gossipgan bench network needs root for network namespaces and tc; "
                               "without root run the fallback: gossipgan bench network "
                               "--app-delay (application-level per-hop delay, loopback, "
                               "no bandwidth limit)")
-        self.conditions()  # parses every bandwidth and latency
-        self.config()
 
 
 def log_every(iters: int) -> int:
@@ -149,21 +152,21 @@ def _tail(path: Path, lines: int = 25) -> str:
         return ""
 
 
-def _wait(procs: list[subprocess.Popen], log_path: Path, stop) -> None:
-    """Wait for every launched process; on a failure stop the rest and raise."""
-    deadline = time.monotonic() + CONDITION_TIMEOUT_S
-    while True:
+def _wait(procs: list[subprocess.Popen], log_path: Path, done) -> None:
+    """Poll until `done()`; raise if a worker fails or the log shows no progress for STALL_S
+    seconds (a hung collective would otherwise wait for gloo's 30-minute timeout)."""
+    last_change, last_size = time.monotonic(), -1
+    while not done():
         codes = [p.poll() for p in procs]
         if any(c not in (None, 0) for c in codes):
-            stop()
             raise RuntimeError(f"a benchmark worker failed (exit {codes}); log {log_path}:\n"
                                + _tail(log_path))
-        if all(c == 0 for c in codes):
-            return
-        if time.monotonic() > deadline:
-            stop()
-            raise RuntimeError(f"benchmark workers still running after {CONDITION_TIMEOUT_S} s; "
-                               f"log {log_path}")
+        size = log_path.stat().st_size if log_path.exists() else 0
+        if size != last_size:
+            last_change, last_size = time.monotonic(), size
+        elif time.monotonic() - last_change > STALL_S:
+            raise RuntimeError(f"benchmark workers made no progress for {STALL_S} s; log "
+                               f"{log_path}:\n" + _tail(log_path))
         time.sleep(0.2)
 
 
@@ -173,85 +176,79 @@ def _env() -> dict:
     return env
 
 
-def launch_netns(network: net.Network, spec_path: Path, port: int) -> None:
-    """One torchrun agent per worker namespace; gloo bound to the namespace's eth0."""
-    n = network.n_workers
-    env = {**_env(), "GLOO_SOCKET_IFNAME": "eth0"}
-    log_path = spec_path.parent / "workers.log"
-    procs = []
-    with log_path.open("w") as log_file:
-        for i in range(n):
-            argv = [sys.executable, "-m", "torch.distributed.run", "--nnodes", str(n),
-                    "--nproc-per-node", "1", "--node-rank", str(i), "--master-addr",
-                    net.worker_addr(0), "--master-port", str(port), "-m",
-                    "gossipgan.netem.worker", str(spec_path)]
-            procs.append(network.popen(i, argv, env=env, stdout=log_file,
-                                       stderr=subprocess.STDOUT))
-        try:
-            _wait(procs, log_path, lambda: [net._stop(p) for p in procs])
-        finally:
-            for p in procs:
-                net._stop(p)
-            network.forget_finished()
+def _launch(grid: Grid, network: net.Network | None, spec_path: Path, log_file
+            ) -> list[subprocess.Popen]:
+    """Root: one torchrun agent per worker namespace, gloo bound to the namespace's eth0.
+    Fallback: one torchrun on loopback (the delay is DistComm's, per hop)."""
+    module = ["-m", "gossipgan.netem.worker", str(spec_path)]
+    run = [sys.executable, "-m", "torch.distributed.run"]
+    if network is None:
+        argv = [*run, "--nnodes", "1", "--nproc-per-node", str(grid.workers), "--master-addr",
+                "127.0.0.1", "--master-port", str(BASE_PORT), *module]
+        return [subprocess.Popen(argv, env=_env(), stdout=log_file, stderr=subprocess.STDOUT,
+                                 start_new_session=True)]
+    n, env = network.n_workers, {**_env(), "GLOO_SOCKET_IFNAME": "eth0"}
+    return [network.popen(i, [*run, "--nnodes", str(n), "--nproc-per-node", "1", "--node-rank",
+                              str(i), "--master-addr", net.worker_addr(0), "--master-port",
+                              str(BASE_PORT), *module], env=env, stdout=log_file,
+                          stderr=subprocess.STDOUT)
+            for i in range(n)]
 
 
-def launch_local(n: int, spec_path: Path, port: int) -> None:
-    """The fallback: one torchrun on loopback; the delay is DistComm's, per hop."""
-    log_path = spec_path.parent / "workers.log"
-    argv = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node",
-            str(n), "--master-addr", "127.0.0.1", "--master-port", str(port), "-m",
-            "gossipgan.netem.worker", str(spec_path)]
-    with log_path.open("w") as log_file:
-        proc = subprocess.Popen(argv, env=_env(), stdout=log_file, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        try:
-            _wait([proc], log_path, lambda: net._stop(proc))
-        finally:
-            net._stop(proc)
+def _wait_for(path: Path, procs: list[subprocess.Popen], log_path: Path) -> None:
+    """Until `path` exists; raises if a worker fails or the workers stall (see _wait)."""
+    _wait(procs, log_path, lambda: path.exists())
 
 
-def run_condition(grid: Grid, network: net.Network | None, rate: float | None, delay: float,
-                  out: Path, index: int, n_floats: int) -> dict:
-    label = condition_label(rate, delay, grid.emulation)
-    folder = out / "conditions" / label
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "result.json").unlink(missing_ok=True)
-    spec = {"emulation": grid.emulation, "rate_bps": rate, "delay_s": delay,
-            "config": grid.config().to_dict(), "cells": grid.cells(), "peer": grid.peer,
-            "n_floats": n_floats, "label": label}
-    spec_path = folder / "spec.json"
-    spec_path.write_text(json.dumps(spec, indent=1))
-    port = BASE_PORT + index % 500
-    if network is not None:
-        network.shape(rate, delay)
-        launch_netns(network, spec_path, port)
-    else:
-        launch_local(grid.workers, spec_path, port)
-    result = json.loads((folder / "result.json").read_text())
-    result.update(label=label, rate_bps=rate, delay_s=delay, emulation=grid.emulation)
-    return result
+def result_path(out: Path, label: str) -> Path:
+    return out / "conditions" / label / "result.json"
 
 
 def run_grid(grid: Grid, out: Path, on_result=None) -> list[dict]:
-    """Every condition of the grid; `on_result(result)` after each (for incremental output)."""
+    """Every condition of the grid; `on_result(result)` after each (for incremental output).
+
+    The workers start once and run every condition: before each, the driver shapes the
+    network and writes `go-<i>`, which worker 0 waits for; after it, worker 0 writes the
+    condition's result.json. Conditions go from the highest rate down, so the MTU (set per
+    rate, net.mtu_for) only ever shrinks under the open connections, which TCP follows."""
     grid.validate()
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
     n_floats = model_floats(grid.config())
+    conditions = [{"rate_bps": rate, "delay_s": delay,
+                   "label": condition_label(rate, delay, grid.emulation)}
+                  for rate, delay in grid.conditions()]
     (out / "grid.json").write_text(json.dumps({**asdict(grid), "n_floats": n_floats,
                                                "emulation_label": LABEL[grid.emulation]},
                                               indent=1))
+    for i, cond in enumerate(conditions):
+        (out / f"go-{i}").unlink(missing_ok=True)
+        result_path(out, cond["label"]).unlink(missing_ok=True)
+    spec = {"emulation": grid.emulation, "config": grid.config().to_dict(),
+            "cells": grid.cells(), "peer": grid.peer, "n_floats": n_floats,
+            "conditions": conditions, "out": str(out)}
+    spec_path = out / "spec.json"
+    spec_path.write_text(json.dumps(spec, indent=1))
+    log_path = out / "workers.log"
     results = []
-    conditions = grid.conditions()
-    if grid.emulation == "netns":
-        with net.Network(grid.workers) as network:
-            for i, (rate, delay) in enumerate(conditions):
-                results.append(run_condition(grid, network, rate, delay, out, i, n_floats))
-                if on_result:
-                    on_result(results[-1])
-    else:
-        for i, (rate, delay) in enumerate(conditions):
-            results.append(run_condition(grid, None, rate, delay, out, i, n_floats))
+    with contextlib.ExitStack() as stack:
+        network = (stack.enter_context(net.Network(grid.workers))
+                   if grid.emulation == "netns" else None)
+        log_file = stack.enter_context(log_path.open("w"))
+        procs: list[subprocess.Popen] = []
+        stack.callback(lambda: [net.stop_process(p) for p in procs])
+        for i, cond in enumerate(conditions):
+            if network is not None:
+                network.shape(cond["rate_bps"], cond["delay_s"])
+            (out / f"go-{i}").write_text(json.dumps(cond))
+            if i == 0:
+                procs += _launch(grid, network, spec_path, log_file)
+            path = result_path(out, cond["label"])
+            _wait_for(path, procs, log_path)
+            result = json.loads(path.read_text())
+            result.update(cond, emulation=grid.emulation)
+            results.append(result)
             if on_result:
-                on_result(results[-1])
+                on_result(result)
+        _wait(procs, log_path, lambda: all(p.poll() == 0 for p in procs))
     return results

@@ -219,13 +219,13 @@ class Network:
             return
         self._torn_down = True
         for proc in self._procs:
-            _stop(proc)
+            stop_process(proc)
         if self._router is not None:
             try:
                 self._router.stdin.close()
             except OSError:
                 pass
-            _stop(self._router, grace=2.0)
+            stop_process(self._router, grace=2.0)
         for name in reversed(self._created):
             _kill_namespace_pids(name)
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
@@ -270,7 +270,7 @@ class Network:
         self._procs = [p for p in self._procs if p.poll() is None]
 
 
-def _stop(proc: subprocess.Popen, grace: float = 3.0) -> None:
+def stop_process(proc: subprocess.Popen, grace: float = 3.0) -> None:
     """SIGTERM the process group we started, then SIGKILL what is left."""
     if proc.poll() is not None:
         return

@@ -115,8 +115,7 @@ def compare(n_floats: int, cal: dict, spec: dict) -> list[dict]:
         d2 = _time_decent(peer, x.clone(), delay)
         g2 = _time_gossipgan(topology, x.clone(), delay)
         ours, theirs = statistics.mean([g1, g2]), statistics.mean([d1, d2])
-        model = cal["alpha_s"] + 4 * n_floats / cal["beta_Bps"]
         rows.append({"schedule": name, "status": "ok", "bytes": 4 * n_floats,
                      "gossipgan_s": ours, "decent_dp_s": theirs, "ratio": ours / theirs,
-                     "predicted_s": model, "steps": 2 * STEPS})
+                     "steps": 2 * STEPS})
     return rows

@@ -21,7 +21,9 @@ def _cell(r: dict) -> str:
 
 def _style(r: dict) -> dict:
     if r["topology"] == "all_reduce":
-        return {"color": "black", "linestyle": "-", "linewidth": 2.2, "marker": "s"}
+        adam = "adam" in r["algo"]
+        return {"color": "dimgray" if adam else "black", "linestyle": ":" if adam else "-",
+                "linewidth": 2.2, "marker": "D" if adam else "s"}
     return {"linestyle": "-" if r["rounds"] == 1 else "--", "marker": "o", "linewidth": 1.2}
 
 

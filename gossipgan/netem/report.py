@@ -12,18 +12,19 @@ import csv
 import math
 from pathlib import Path
 
+from gossipgan.netem.alphabeta import AlphaBeta
 from gossipgan.netem.grid import LABEL, log_every
 from gossipgan.netem.units import format_delay, format_rate
 
-COLUMNS = ["emulation", "workers", "bandwidth", "rate_bps", "latency_ms", "alpha_ms",
-           "beta_mbit", "algo", "topology", "rounds", "message_bytes", "iters",
+COLUMNS = ["emulation", "emulation_note", "workers", "bandwidth", "rate_bps", "latency_ms",
+           "alpha_ms", "beta_mbit", "algo", "topology", "rounds", "message_bytes", "iters",
            "wall_per_iter_ms", "compute_per_iter_ms", "comm_per_iter_ms", "comm_alone_ms",
            "pred_textbook_ms", "pred_gloo_ms", "alone_over_gloo", "train_over_gloo",
            "bytes_per_iter", "final_cls_fid", "target_cls_fid", "time_to_target_s",
            "train_wall_s"]
-PEER_COLUMNS = ["emulation", "workers", "bandwidth", "latency_ms", "schedule", "status",
-                "bytes", "gossipgan_ms", "decent_dp_ms", "ratio", "pred_gossipgan_gloo_ms",
-                "pred_decent_dp_gloo_ms"]
+PEER_COLUMNS = ["emulation", "emulation_note", "workers", "bandwidth", "latency_ms", "schedule",
+                "status", "bytes", "gossipgan_ms", "decent_dp_ms", "ratio",
+                "pred_gossipgan_gloo_ms", "pred_decent_dp_gloo_ms"]
 
 
 def _steady(metrics: list[dict], log_every: int) -> tuple[dict, dict]:
@@ -55,10 +56,12 @@ def time_to(curve: list[tuple[float, float]], target: float | None) -> float | N
 def cell_rows(result: dict, grid: dict) -> tuple[list[dict], dict]:
     """One row per cell of a condition's result, and {cell name: quality curve}."""
     cal, rate = result["calibration"], result["rate_bps"]
-    base = {"emulation": result["emulation"], "workers": grid["workers"],
+    base = {"emulation": result["emulation"], "emulation_note": LABEL[result["emulation"]],
+            "workers": grid["workers"],
             "bandwidth": "loopback" if result["emulation"] == "app-delay" else format_rate(rate),
             "rate_bps": rate, "latency_ms": result["delay_s"] * 1e3,
-            "alpha_ms": cal["alpha_s"] * 1e3, "beta_mbit": cal["beta_Bps"] * 8 / 1e6,
+            "alpha_ms": (cal["alpha_s"] + cal.get("app_delay_s", 0.0)) * 1e3,
+            "beta_mbit": cal["beta_Bps"] * 8 / 1e6,
             "message_bytes": cal["message_bytes"], "iters": grid["iters"]}
     rows, curves = [], {}
     for cell in result["cells"]:
@@ -95,18 +98,20 @@ def peer_rows(result: dict, grid: dict) -> list[dict]:
     cal = result["calibration"]
     out = []
     for p in result.get("peer", []):
-        row = {"emulation": result["emulation"], "workers": grid["workers"],
+        row = {"emulation": result["emulation"], "emulation_note": LABEL[result["emulation"]],
+               "workers": grid["workers"],
                "bandwidth": ("loopback" if result["emulation"] == "app-delay"
                              else format_rate(result["rate_bps"])),
                "latency_ms": result["delay_s"] * 1e3, "schedule": p["schedule"],
                "status": p["status"]}
         if p["status"] == "ok":
             n = p["bytes"]
+            model = AlphaBeta(cal["alpha_s"], cal["beta_Bps"], cal.get("app_delay_s", 0.0))
+            # a pairwise send/recv round vs gloo's ring all-reduce over a 2-rank group
             row.update(bytes=n, gossipgan_ms=p["gossipgan_s"] * 1e3,
                        decent_dp_ms=p["decent_dp_s"] * 1e3, ratio=p["ratio"],
-                       # a pairwise exchange vs gloo's ring all-reduce over a 2-rank group
-                       pred_gossipgan_gloo_ms=(2 * cal["alpha_s"] + n / cal["beta_Bps"]) * 1e3,
-                       pred_decent_dp_gloo_ms=(4 * cal["alpha_s"] + n / cal["beta_Bps"]) * 1e3)
+                       pred_gossipgan_gloo_ms=model.gossip_round(1, n, "gloo") * 1e3,
+                       pred_decent_dp_gloo_ms=model.allreduce(2, n, "gloo") * 1e3)
         out.append(row)
     return out
 
@@ -127,9 +132,12 @@ def condition_header(result: dict, rows: list[dict]) -> str:
     cal = result["calibration"]
     asked = ("loopback, not limited" if result["emulation"] == "app-delay"
              else format_rate(result["rate_bps"]))
+    app = cal.get("app_delay_s", 0.0)
+    extra = f" + {app * 1e3:g} ms added by DistComm per hop" if app else ""
     return (f"== {asked}, {format_delay(result['delay_s'])} one-way, N={rows[0]['workers']} "
             f"[{LABEL[result['emulation']]}]\n   measured on the link: α = "
-            f"{cal['alpha_s'] * 1e3:.2f} ms one-way, β = {cal['beta_Bps'] * 8 / 1e6:.1f} Mbit/s; "
+            f"{cal['alpha_s'] * 1e3:.2f} ms one-way{extra}, "
+            f"β = {cal['beta_Bps'] * 8 / 1e6:.1f} Mbit/s; "
             f"message {cal['message_bytes'] / 1e3:.0f} kB one-way {cal['message_s'] * 1e3:.2f} ms "
             f"(α+n/β {cal['message_pred_s'] * 1e3:.2f} ms)")
 

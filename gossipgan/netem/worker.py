@@ -74,10 +74,10 @@ def calibrate(spec: dict, message_bytes: int) -> dict:
                     "message_bytes": message_bytes}
     dist.broadcast_object_list(found, src=0)
     cal = found[0]
-    # The application-level fallback sleeps delay_s per hop on top of the loopback link.
-    app = spec["delay_s"] if spec["emulation"] == "app-delay" else 0.0
     model = alphabeta.from_two_points(cal["tiny_s"], big, cal["big_s"])
-    cal.update(alpha_s=model.alpha_s + app, beta_Bps=model.beta_Bps)
+    # The no-root fallback sleeps delay_s per hop in DistComm, on top of the loopback link.
+    app = spec["delay_s"] if spec["emulation"] == "app-delay" else 0.0
+    cal.update(alpha_s=model.alpha_s, beta_Bps=model.beta_Bps, app_delay_s=app)
     cal["message_pred_s"] = model.message(message_bytes)
     return cal
 
@@ -151,6 +151,8 @@ def train_cell(cfg: Config, run_dir: Path) -> tuple[list[dict], float | None]:
         if k % r.log_every == 0 or k % r.eval_every == 0 or k == r.iters:
             evaluator.log(k, clock, metrics, full=k % r.eval_every == 0 or k == r.iters)
             dist.barrier()
+            if rank0:
+                log.info("%s: iteration %d/%d", run_dir.name, k, r.iters)
     return (metrics.rows if metrics else []), run.topology.rho()
 
 
@@ -162,7 +164,7 @@ def run_cell(spec: dict, cell: dict, cal: dict, out: Path) -> dict:
     cls = optimizer_class(cfg.optim.algo)
     topology = build_topology(cfg)
     n_floats = cal["n_floats"]
-    model = alphabeta.AlphaBeta(cal["alpha_s"], cal["beta_Bps"])
+    model = alphabeta.AlphaBeta(cal["alpha_s"], cal["beta_Bps"], cal["app_delay_s"])
     phases = 2 if issubclass(cls, DExtraGrad) else 1
     kwargs = dict(centralized=cls.centralized, rounds=cfg.optim.rounds, nbytes=4 * n_floats,
                   phases=phases)
@@ -176,11 +178,20 @@ def run_cell(spec: dict, cell: dict, cal: dict, out: Path) -> dict:
     return row
 
 
-def main(spec_path: str) -> int:
-    spec = json.loads(Path(spec_path).read_text())
-    out = Path(spec_path).parent
-    torch.set_num_threads(1)
-    init_process_group("gloo")
+def _wait_go(out: Path, index: int) -> dict:
+    """Worker 0 waits for the driver's go-<index> (the network is shaped), then everyone."""
+    found = [None]
+    if dist.get_rank() == 0:
+        path = out / f"go-{index}"
+        while not path.exists():
+            time.sleep(0.05)
+        found[0] = json.loads(path.read_text())
+    dist.broadcast_object_list(found, src=0)
+    return found[0]
+
+
+def run_condition(spec: dict, out: Path) -> dict:
+    """Calibrate, every cell, and the peer comparison, for the condition in `spec`."""
     rank = dist.get_rank()
     n_floats = spec["n_floats"]
     cal = calibrate(spec, 4 * n_floats)
@@ -189,17 +200,32 @@ def main(spec_path: str) -> int:
     for cell in spec["cells"]:
         rows.append(run_cell(spec, cell, cal, out))
         if rank == 0:
-            log.info("cell %s done in %.1f s", cell["name"], rows[-1]["cell_seconds"])
+            log.info("%s: cell %s done in %.1f s", spec["label"], cell["name"],
+                     rows[-1]["cell_seconds"])
     peer_rows = []
     if spec.get("peer"):
         from gossipgan.netem.peer import compare
 
         peer_rows = compare(n_floats, cal, spec)
-    if rank == 0:
-        result = {"calibration": cal, "cells": rows, "peer": peer_rows}
-        tmp = out / "result.json.tmp"
-        tmp.write_text(json.dumps(result, indent=1))
-        tmp.rename(out / "result.json")
+    return {"calibration": cal, "cells": rows, "peer": peer_rows}
+
+
+def main(spec_path: str) -> int:
+    spec = json.loads(Path(spec_path).read_text())
+    out = Path(spec["out"])
+    torch.set_num_threads(1)
+    init_process_group("gloo")
+    for index in range(len(spec["conditions"])):
+        condition = {**spec, **_wait_go(out, index)}
+        folder = out / "conditions" / condition["label"]
+        if dist.get_rank() == 0:
+            folder.mkdir(parents=True, exist_ok=True)
+        dist.barrier()
+        result = run_condition(condition, folder)
+        if dist.get_rank() == 0:
+            tmp = folder / "result.json.tmp"
+            tmp.write_text(json.dumps(result, indent=1))
+            tmp.rename(folder / "result.json")
     dist.barrier()
     dist.destroy_process_group()
     return 0

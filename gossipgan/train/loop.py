@@ -62,7 +62,7 @@ def build_run(cfg: Config, comm: Communicator | None = None) -> Run:
     torch.set_num_threads(cfg.run.threads)
     graph = build_topology(cfg)
     if comm is None and cfg.run.backend == "dist":
-        backend = init_process_group(cfg.run.dist_backend)
+        backend = init_process_group(cfg.run.dist_backend, graph.n_workers)
         comm = DistComm(graph, delay_s=cfg.run.delay_ms / 1000)
         cfg.run.device = str(local_device(backend))
     if comm is None:
@@ -139,6 +139,23 @@ def _resume(run: Run, store: CheckpointStore, evaluator: Evaluator, clock: dict,
     return state["iteration"]
 
 
+def _together(comm: Communicator, action):
+    """Run `action` on every rank; if it fails on any, fail on all with that rank's message.
+
+    An error only one rank sees (its checkpoint is damaged, rank 0 finds the run directory
+    taken) would otherwise leave the others blocked in their next collective.
+    """
+    result, error = None, None
+    try:
+        result = action()
+    except ConfigError as e:
+        error = str(e)
+    errors = [e for e in comm.gather_objects(error) if e]
+    if errors:
+        raise ConfigError(errors[0])
+    return result
+
+
 def train(cfg: Config, out: str | Path, *, resume: bool | str = False, overwrite: bool = False,
           progress: bool = True, comm: Communicator | None = None) -> dict:
     """Run a training run into `out`; returns the summary.
@@ -154,14 +171,14 @@ def train(cfg: Config, out: str | Path, *, resume: bool | str = False, overwrite
         store.check_world()
         resume = store.resume_path() is not None
         overwrite = overwrite or not resume
-    if main:
-        prepare_run_dir(out, resume=bool(resume), overwrite=overwrite)
-    run.comm.barrier()
+    _together(run.comm, lambda: prepare_run_dir(out, resume=bool(resume), overwrite=overwrite)
+              if main else None)
     if resume:
         store.check_world()
     evaluator = Evaluator(run, out if main else None)
     clock = {"train_s": 0.0, "comm_s": 0.0}
-    start_iter = _resume(run, store, evaluator, clock, out) if resume else 0
+    start_iter = _together(run.comm, lambda: _resume(run, store, evaluator, clock, out)) \
+        if resume else 0
     if main:
         cfg.save(out / "config.yaml")
     metrics = (MetricsLog(out / "metrics.csv", resume_iter=start_iter if resume else None)
