@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 TINY_BYTES = 4
 CAL_REPS = 15
-BIG_REPS = 4
+BIG_REPS = 3
 ISO_SECONDS = 1.0  # aim of the back-to-back communication timing per cell
 
 
@@ -60,10 +60,10 @@ def _pingpong(nbytes: int, reps: int, warmup: int = 2) -> float:
 def calibrate(spec: dict, message_bytes: int) -> dict:
     """α and β of the emulated link, measured with the same gloo transport the runs use.
 
-    The big message is ~50 ms of transfer at the shaped rate (1..16 MB), long enough that
-    tbf's one-packet burst and TCP's start are small beside it."""
+    The big message is ~0.2 s of transfer at the shaped rate (1..32 MB), long enough that
+    tbf's one-packet burst and TCP's window growth are small beside it."""
     rate = spec["rate_bps"]
-    big = int(min(16 << 20, max(1 << 20, (rate or 1.6e9) / 8 * 0.05)))
+    big = int(min(32 << 20, max(1 << 20, (rate or 1.6e9) / 8 * 0.2)))
     dist.barrier()
     tiny = _pingpong(TINY_BYTES, CAL_REPS)
     msg = _pingpong(message_bytes, BIG_REPS + 2)

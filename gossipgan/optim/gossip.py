@@ -8,8 +8,9 @@ communication phase, both players at once. Three switches describe every method:
     centralized  g <- mean over all workers (all-reduce) and no gossip
 
 Optimistic methods (DPOSG, DPOAdam, CPOSG, CPOAdam): the parameters hold z_k, the point where
-the next operator is evaluated; `self.state` holds the iterate x_k, its mixture x_hat_k and
-the last update u_k. A step with g_k = T(z_k) in `.grad` does
+the next operator is evaluated; `self.state` holds the iterate x_k and its mixture x_hat_k
+(z_{k+1} - x_hat_k is the last update, so it need not be kept). A step with g_k = T(z_k) in
+`.grad` does
 
     x_k = x_hat_{k-1} + u_k,   x_hat_k = mix(x_k),   z_{k+1} = x_hat_k + u_k
 
@@ -165,13 +166,12 @@ class GossipOptimizer(Optimizer):
             buf.copy_(m.view_as(buf))
 
         if self.optimistic:
-            for s, xi, xh, u in zip(states, x, x_hat, updates, strict=True):
+            for s, xi, xh in zip(states, x, x_hat, strict=True):
                 s["x"] = xi
                 # Centralized: mix is the identity and x_hat is a view of x (`is` cannot see
                 # that: view_as makes a new tensor object); state buffers are never aliased.
                 shared = xh.untyped_storage().data_ptr() == xi.untyped_storage().data_ptr()
                 s["x_hat"] = xh.clone() if shared else xh
-                s["update"] = u
         new_params = torch._foreach_add(x_hat, updates)
         for p, v in zip(params, new_params, strict=True):
             p.copy_(v)
