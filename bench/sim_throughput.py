@@ -14,7 +14,8 @@ the stacked parameters, `copy_` into preallocated tensors and fresh `.clone()`s 
 memory-bound limit: a round reads each neighbour's parameters once and writes its own).
 
 Timings are interleaved (every variant once per repeat, so a burst of load from other
-processes hits all of them) and summarised by the median; 1 thread. Run from the repo root:
+processes hits all of them) and summarised by the median of this process's CPU time, which a
+shared machine inflates far less than wall time (shown too); 1 thread. From the repo root:
 
     .venv/bin/python bench/sim_throughput.py            # full (< 10 min on 2 cores)
     .venv/bin/python bench/sim_throughput.py --quick    # about a minute
@@ -48,17 +49,25 @@ MODELS = {"mlp": "ring8", "dcgan": "digits"}  # model -> dataset
 
 def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int,
                      warmup: int = 1) -> dict[str, dict[str, float]]:
-    """Median and min seconds per call of each fn, the fns taking turns within each repeat."""
+    """Median CPU and wall seconds per call of each fn, taking turns within each repeat.
+
+    CPU time (this process, user + system, so page faults count) is what the tables use: with
+    one thread it equals wall time on an idle machine, and unlike wall time it does not grow
+    while other processes hold the cores.
+    """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
+    wall: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
         for key, fn in fns.items():
-            start = time.perf_counter()
+            c, w = time.process_time(), time.perf_counter()
             fn()
-            times[key].append(time.perf_counter() - start)
-    return {k: {"median": statistics.median(v), "min": min(v)} for k, v in times.items()}
+            wall[key].append(time.perf_counter() - w)
+            cpu[key].append(time.process_time() - c)
+    return {k: {"cpu": statistics.median(cpu[k]), "wall": statistics.median(wall[k])}
+            for k in fns}
 
 
 # --- the two yardsticks: plain nn.Modules and autograd, NS-GAN losses as in GanGame ---------
@@ -110,17 +119,17 @@ def bench_operator(model: str, n: int, batch: int, repeats: int) -> dict:
 
 
 def print_operator(r: dict) -> None:
-    sec = {k: v["median"] for k, v in r["seconds"].items()}
+    sec = {k: v["cpu"] for k, v in r["seconds"].items()}
     n = r["n"]
     print(f"\n{r['model']} on {r['dataset']}, N={n}, batch {r['batch']}/worker, "
           f"{r['params_per_worker']:,} params/worker, auto -> {r['auto_picks']}")
-    print(f"  {'variant':18s} {'ms/op':>9s} {'min ms':>9s} {'steps/s':>9s} "
+    print(f"  {'variant':18s} {'cpu ms':>9s} {'wall ms':>9s} {'steps/s':>9s} "
           f"{'vs naive loop':>14s} {'vs big batch':>13s}")
     for key, t in sec.items():
         if key == "sim sampling only":
             print(f"  {key:18s} {t * 1e3:9.1f}   (inside every sim row)")
             continue
-        print(f"  {key:18s} {t * 1e3:9.1f} {r['seconds'][key]['min'] * 1e3:9.1f} {n / t:9.0f} "
+        print(f"  {key:18s} {t * 1e3:9.1f} {r['seconds'][key]['wall'] * 1e3:9.1f} {n / t:9.0f} "
               f"{sec['naive loop'] / t:13.2f}x {t / sec['big batch']:12.2f}x")
 
 
@@ -159,30 +168,30 @@ def bench_gossip(model: str, topology_name: str, n: int, repeats: int) -> dict:
 
 
 def print_gossip(r: dict) -> None:
-    sec = {k: v["median"] for k, v in r["seconds"].items()}
+    sec = {k: v["cpu"] for k, v in r["seconds"].items()}
     c = r["copies"]
     print(f"\ngossip: {r['topology']} N={r['n']}, stacked {r['model']} parameters "
           f"({r['mbytes']:.0f} MB), copy bound = {c} copies")
-    print(f"  {'variant':14s} {'ms':>9s} {'min ms':>9s} "
+    print(f"  {'variant':14s} {'cpu ms':>9s} {'wall ms':>9s} "
           f"{'/ copy_ bound':>14s} {'/ clone bound':>14s}")
     for key, t in sec.items():
-        print(f"  {key:14s} {t * 1e3:9.1f} {r['seconds'][key]['min'] * 1e3:9.1f} "
+        print(f"  {key:14s} {t * 1e3:9.1f} {r['seconds'][key]['wall'] * 1e3:9.1f} "
               f"{t / sec[f'{c}x copy_']:13.2f}x {t / sec[f'{c}x clone']:13.2f}x")
 
 
 def print_goals(results: dict) -> None:
     """The issue's targets, checked against this run's medians."""
-    print("\ngoals (medians of this run):")
+    print("\ngoals (median CPU times of this run):")
     for r in results["operator"]:
         if (r["model"], r["n"]) == ("mlp", 64):
-            sec = {k: v["median"] for k, v in r["seconds"].items()}
+            sec = {k: v["cpu"] for k, v in r["seconds"].items()}
             speedup, gap = sec["naive loop"] / sec["sim auto"], sec["sim auto"] / sec["big batch"]
             print(f"  MLP N=64: sim {speedup:.2f}x faster than the naive loop (goal >= 5x: "
                   f"{'met' if speedup >= 5 else 'MISSED'}), {gap:.2f}x the big-batch time "
                   f"(goal <= 1.5x: {'met' if gap <= 1.5 else 'MISSED'})")
     for r in results["gossip"]:
         if r["topology"] == "ring":
-            sec = {k: v["median"] for k, v in r["seconds"].items()}
+            sec = {k: v["cpu"] for k, v in r["seconds"].items()}
             c = r["copies"]
             ratio = sec["mix sparse"] / sec[f"{c}x copy_"]
             print(f"  ring N={r['n']} {r['model']}: sparse round {ratio:.2f}x the {c}x copy_ "
@@ -204,7 +213,7 @@ def main() -> None:
     sizes = (8, 64) if args.quick else (8, 64, 256)
     wall, cpu = time.perf_counter(), time.process_time()
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, 1 thread, {repeats} repeats (median), "
+          f"{os.cpu_count()} cores, 1 thread, {repeats} repeats (median CPU time), "
           f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, load average {os.getloadavg()[0]:.1f}")
     results: dict[str, list] = {"operator": [], "gossip": []}
     for model in MODELS:

@@ -37,7 +37,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
     index_path = ASSETS / "classifiers.json"
-    index = json.loads(index_path.read_text()) if index_path.is_file() else {}
     failed = []
     for name in args.datasets:
         start = time.perf_counter()
@@ -47,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         file = f"{name}.pt"
         sha = save_classifier(model, record, ASSETS / file)
         seconds = time.perf_counter() - start
+        # Re-read just before writing: several datasets may train in parallel processes.
+        index = json.loads(index_path.read_text()) if index_path.is_file() else {}
         index[name] = {
             "file": file, "sha256": sha, "test_accuracy": record["test_accuracy"],
             "test_samples": record["test_samples"], "train_samples": len(train),

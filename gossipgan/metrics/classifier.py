@@ -33,13 +33,13 @@ log = logging.getLogger("gossipgan")
 FORMAT = "gossipgan-classifier-1"
 FEATURE_DIM = 64
 # Epochs that reach the accuracy aims on 2 CPU cores in seconds to minutes.
-DEFAULT_EPOCHS = {"digits": 30, "mnist5k": 20, "fashion-mnist": 5}
+DEFAULT_EPOCHS = {"digits": 30, "mnist5k": 20, "fashion-mnist": 2}
 _FALLBACK_EPOCHS = 10
 AUGMENT_BELOW = 20_000
 
 
 class SmallCNN(nn.Module):
-    """conv-pool-conv-pool-conv, a 64-d feature layer, then class logits.
+    """conv-pool-conv-pool-conv (each conv with BatchNorm), a 64-d feature layer, then logits.
 
     Works for any [C, H, W]: the first pooling is skipped for images under 16 pixels (8x8
     digits) and an adaptive pool fixes the size before the feature layer. `features(x)` gives
@@ -56,10 +56,16 @@ class SmallCNN(nn.Module):
         self.width = int(width)
         self.num_features = int(feat_dim)  # the attribute torchmetrics reads for its state size
         first_pool: nn.Module = nn.MaxPool2d(2) if h >= 16 else nn.Identity()
+
+        def conv(cin: int, cout: int) -> list[nn.Module]:
+            # BatchNorm: Fashion-MNIST reaches ~90% in 2 epochs with it, ~86% without
+            return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+                    nn.ReLU()]
+
         self.body = nn.Sequential(
-            nn.Conv2d(c, width, 3, padding=1), nn.ReLU(), first_pool,
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(3),
+            *conv(c, width), first_pool,
+            *conv(width, 2 * width), nn.MaxPool2d(2),
+            *conv(2 * width, 2 * width), nn.AdaptiveAvgPool2d(3),
             nn.Flatten(), nn.Linear(2 * width * 9, feat_dim), nn.ReLU(),
         )
         self.dropout = nn.Dropout(0.3)

@@ -238,8 +238,10 @@ def run_grid(grid: Grid, out: Path, on_result=None) -> list[dict]:
         procs: list[subprocess.Popen] = []
         stack.callback(lambda: [net.stop_process(p) for p in procs])
         for i, cond in enumerate(conditions):
+            before = {}
             if network is not None:
                 network.shape(cond["rate_bps"], cond["delay_s"])
+                before = network.counters()
             (out / f"go-{i}").write_text(json.dumps(cond))
             if i == 0:
                 procs += _launch(grid, network, spec_path, log_file)
@@ -247,6 +249,9 @@ def run_grid(grid: Grid, out: Path, on_result=None) -> list[dict]:
             _wait_for(path, procs, log_path)
             result = json.loads(path.read_text())
             result.update(cond, emulation=grid.emulation)
+            if network is not None:
+                after = network.counters()
+                result["network"] = {k: after[k] - before[k] for k in after}
             results.append(result)
             if on_result:
                 on_result(result)

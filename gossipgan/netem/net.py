@@ -19,6 +19,7 @@ with SIGKILL leaves an owner file naming a dead pid, and `remove_stale()` clears
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import os
 import re
@@ -122,6 +123,14 @@ def remove_stale() -> list[str]:
         removed.append(name)
         owner.unlink(missing_ok=True)
     return removed
+
+
+def _qdisc_drops(namespace: str, dev: str) -> int:
+    out = _run(["tc", "-n", namespace, "-s", "-j", "qdisc", "show", "dev", dev], check=False)
+    try:
+        return sum(int(q.get("drops", 0)) for q in json.loads(out or "[]"))
+    except ValueError:
+        return 0
 
 
 def _raise_exit(signum, _frame):
@@ -256,6 +265,23 @@ class Network:
         if not answer.startswith("delay"):
             raise RuntimeError(f"the delay router did not take the new delay ({answer!r})")
         self.rate_bps, self.delay_s = rate_bps, delay_s
+
+    def counters(self) -> dict[str, int]:
+        """Packets the emulator dropped (tbf queues, the TUN device's queue) and the TCP
+        segments the workers retransmitted, cumulative: a clean link shows zeros."""
+        drops = 0
+        for i, ns in enumerate(self.workers):
+            for where, dev in ((ns, "eth0"), (self.hub, f"v{i}")):
+                drops += _qdisc_drops(where, dev)
+        tun = json.loads(_run(["ip", "-n", self.hub, "-s", "-j", "link", "show", "tun0"]))
+        tun_drops = int(tun[0]["stats64"]["tx"]["dropped"]) + _qdisc_drops(self.hub, "tun0")
+        retrans = 0
+        for ns in self.workers:
+            lines = [line.split() for line in _run(["ip", "netns", "exec", ns, "cat",
+                                                    "/proc/net/snmp"]).splitlines()
+                     if line.startswith("Tcp:")]
+            retrans += int(lines[1][lines[0].index("RetransSegs")])
+        return {"tbf_drops": drops, "tun_drops": tun_drops, "tcp_retransmits": retrans}
 
     # --- processes in the namespaces ----------------------------------------------------
     def popen(self, worker: int, argv: list[str], env: dict | None = None,

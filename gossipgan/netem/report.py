@@ -139,7 +139,16 @@ def condition_header(result: dict, rows: list[dict]) -> str:
             f"{cal['alpha_s'] * 1e3:.2f} ms one-way{extra}, "
             f"β = {cal['beta_Bps'] * 8 / 1e6:.1f} Mbit/s; "
             f"message {cal['message_bytes'] / 1e3:.0f} kB one-way {cal['message_s'] * 1e3:.2f} ms "
-            f"(α+n/β {cal['message_pred_s'] * 1e3:.2f} ms)")
+            f"(α+n/β {cal['message_pred_s'] * 1e3:.2f} ms)" + _network_line(result))
+
+
+def _network_line(result: dict) -> str:
+    counts = result.get("network")
+    if not counts:
+        return ""
+    return (f"\n   emulator during this condition: {counts['tbf_drops']} packets dropped by tbf, "
+            f"{counts['tun_drops']} at the delay router, {counts['tcp_retransmits']} TCP "
+            "segments retransmitted")
 
 
 def format_table(rows: list[dict]) -> str:

@@ -25,8 +25,8 @@ class GameConfig:
     heterogeneity: float = 0.0
     noise: float = 0.1
     # GANs
-    loss: str = "nsgan"           # nsgan | wgan-gp | hinge
-    model: str = "dcgan"          # mlp | dcgan | resnet
+    loss: str = "wgan-gp"         # nsgan | wgan-gp | hinge
+    model: str = "mlp"            # mlp | dcgan | resnet
     latent_dim: int = 32
     width: int | None = None
     gp_weight: float = 10.0
@@ -54,7 +54,7 @@ class TopologyConfig:
 @dataclass
 class OptimConfig:
     algo: str = "dpoadam"
-    lr: float = 2e-4
+    lr: float = 1e-3
     lr_g: float | None = None     # per-player step sizes (default: lr)
     lr_d: float | None = None
     rounds: int = 1               # gossip rounds t per iteration
@@ -66,18 +66,18 @@ class OptimConfig:
 
 @dataclass
 class RunConfig:
-    iters: int = 2000
+    iters: int = 3000
     batch: int = 64
     seed: int = 0
     log_every: int = 20           # losses, consensus, traffic
-    eval_every: int = 200         # ||T(x_bar)||^2 on a large batch (and quality metrics)
+    eval_every: int = 500         # ||T(x_bar)||^2 on a large batch (and quality metrics)
     eval_batch: int = 1024
     # Sample quality of x_bar (cls_* for images, hq_rate/modes_covered for 2-D mixtures):
     # every quality_every iterations, a multiple of eval_every; None = at every eval, 0 = off.
     quality_every: int | None = None
     quality_samples: int | None = None   # None: 2000 images / 2500 mixture points
     classifier: str | None = None        # classifier file for cls_* (default: the shipped one)
-    sample_every: int = 500       # image grids of x_bar and worker 0
+    sample_every: int = 1000      # image grids of x_bar and worker 0
     checkpoint_every: int = 500
     backend: str = "sim"          # sim | dist (torchrun, one process per worker)
     dist_backend: str = "auto"    # auto | gloo | nccl
