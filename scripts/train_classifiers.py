@@ -52,8 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             "file": file, "sha256": sha, "test_accuracy": record["test_accuracy"],
             "test_samples": record["test_samples"], "train_samples": len(train),
             "epochs": record["epochs"], "seed": SEED, "in_shape": record["in_shape"],
-            "feat_dim": record["feat_dim"], "aim": AIMS[name], "train_seconds": round(seconds, 1),
-            "torch": torch.__version__,
+            "feat_dim": record["feat_dim"], "aim": AIMS[name], "torch": torch.__version__,
         }
         print(f"{name}: test accuracy {record['test_accuracy']:.4f} on {record['test_samples']} "
               f"held-out images (aim {AIMS[name]}), {seconds:.0f} s -> {ASSETS / file}")

@@ -30,8 +30,8 @@ def add_parser(sub) -> None:
         "processes in network namespaces (root), measures time per iteration, compute, "
         "communication, bytes and time to a cls_fid, beside the alpha-beta model's prediction "
         "from alpha and beta measured on the emulated link; writes results.csv, peer.csv and "
-        "plots. Default: N=8, 1gbit and 100mbit, 0/5/20 ms one-way, tiny DCGAN (width 16) on "
-        "digits, 30 iterations.")
+        "plots. Default: N=8, 1gbit and 100mbit, 0/5/20 ms one-way, the digits GAN (MLP, "
+        "WGAN-GP, 87k parameters = 348 kB per message), 30 iterations per cell.")
     g = gridmod.Grid()
     n.add_argument("--workers", type=int, default=None, help=f"N [{g.workers}]")
     n.add_argument("--bandwidth", default=None,

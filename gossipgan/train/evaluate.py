@@ -50,12 +50,12 @@ class Evaluator:
     def x_bar(self) -> dict:
         names = self.run.workers.names
         iterates = self.run.optimizer.iterates()
-        return dict(zip(names, self.run.comm.average(iterates)))
+        return dict(zip(names, self.run.comm.average(iterates), strict=True))
 
     def consensus(self, x_bar: dict) -> float:
         iterates = self.run.optimizer.iterates()
         sq = sum((x.detach().double() - x_bar[k].double()).pow(2).flatten(1).sum(1)
-                 for k, x in zip(self.run.workers.names, iterates))
+                 for k, x in zip(self.run.workers.names, iterates, strict=True))
         return float(self.run.comm.average([sq])[0])
 
     @torch.no_grad()
@@ -75,7 +75,8 @@ class Evaluator:
             "consensus": self.consensus(x_bar),
         }
         device = next(iter(x_bar.values())).device
-        batch = {k2: v.to(device) for k2, v in game.large_batch(self.generator, cfg.run.eval_batch).items()}
+        batch = game.large_batch(self.generator, cfg.run.eval_batch)
+        batch = {k2: v.to(device) for k2, v in batch.items()}
         with torch.enable_grad():
             row.update({k2: float(v) for k2, v in game.losses(x_bar, batch).items()})
         row["grad_op_norm_sq"] = None
@@ -89,7 +90,8 @@ class Evaluator:
                 row.update(self.quality.measure(x_bar, self.quality_n))
         solution = game.solution()
         if solution is not None:
-            row["dist_to_solution"] = _sq_norm(x_bar[n] - solution[n].to(x_bar[n]) for n in solution)
+            row["dist_to_solution"] = _sq_norm(x_bar[n] - solution[n].to(x_bar[n])
+                                               for n in solution)
         if full:
             self.last_full = dict(row)
             self.first = self.first or dict(row)
@@ -110,7 +112,8 @@ class Evaluator:
         x_bar = self.x_bar()  # a collective under torch.distributed: every rank takes part
         if generate is None or self.out is None:
             return
-        worker0 = {n: x[0] for n, x in zip(self.run.workers.names, self.run.optimizer.iterates())}
+        iterates = self.run.optimizer.iterates()
+        worker0 = {n: x[0] for n, x in zip(self.run.workers.names, iterates, strict=True)}
         folder = self.out / "samples"
         folder.mkdir(exist_ok=True)
         points = game.dataset.kind == "points"
@@ -119,7 +122,8 @@ class Evaluator:
         for tag, params in (("xbar", x_bar), ("worker0", worker0)):
             gen = torch.Generator().manual_seed(self.run.cfg.run.seed + 99)
             save_samples(generate(params, n, gen), folder / f"{tag}_{k:06d}.png",
-                         title=f"{tag} ({self.run.cfg.optim.algo}), iteration {k}", reference=reference)
+                         title=f"{tag} ({self.run.cfg.optim.algo}), iteration {k}",
+                         reference=reference)
 
     def summary(self, k: int, clock: dict) -> dict:
         run = self.run
@@ -144,7 +148,8 @@ class Evaluator:
         return out
 
     def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state(), "first": self.first, "last_full": self.last_full}
+        return {"generator": self.generator.get_state(), "first": self.first,
+                "last_full": self.last_full}
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
