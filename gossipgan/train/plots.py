@@ -37,16 +37,19 @@ def plot_run(run_dir: Path) -> list[Path]:
     keys = [k for k in (rows[0] if rows else {}) if k in TITLES or k.startswith("cls_")
             or k in ("hq_rate", "modes_covered")]
     for key in keys:
-        xs, ys = _series(rows, key)
-        if not xs:
+        if not _series(rows, key)[0]:
             continue
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        ax.plot(xs, ys)
-        if key in LOG_SCALE and _positive(ys):
-            ax.set_yscale("log")
-        ax.set_xlabel("iteration")
-        ax.set_title(TITLES.get(key, key))
-        ax.grid(alpha=0.3)
+        # Against iterations and against training seconds: the second axis is the one that
+        # shows what a cheaper communication pattern buys.
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
+        for ax, x, label in ((axes[0], "iter", "iteration"),
+                             (axes[1], "wall_s", "wall-clock seconds (training)")):
+            ax.plot(*_series(rows, key, x))
+            if key in LOG_SCALE and _positive(_series(rows, key)[1]):
+                ax.set_yscale("log")
+            ax.set_xlabel(label)
+            ax.grid(alpha=0.3)
+        fig.suptitle(TITLES.get(key, key))
         fig.tight_layout()
         path = out_dir / f"{key}.png"
         fig.savefig(path, dpi=100)
