@@ -22,13 +22,12 @@ from gossipgan.games.base import Batch, Game, Params
 log = logging.getLogger(__name__)
 
 VECTORIZE = ("auto", "vmap", "loop")
-# The vmap-or-loop rule (BENCHMARKS.md, 1 thread, batch 64, N = 16 and 64): vmap turns each
-# worker's matmuls into one batched matmul and wins for fully connected models at every size
-# measured (MLP GAN, 19k to 1.07M parameters per worker: 1.1-4x faster than the loop), but it
-# turns convolutions into grouped convolutions, slow on CPU: the digits DCGAN gains 2.6x at
-# 6.5k parameters, breaks even around 70k parameters in conv kernels and loses beyond
-# (width 64, 264k in kernels: 0.65-1.0x).
-VMAP_MAX_PARAMS = 1_100_000
+# The vmap-or-loop rule (BENCHMARKS.md; CPU time, 1 thread, batch 64, N = 16 and 64). vmap
+# turns each worker's matmuls into one batched matmul: the MLP GAN gains 3.7x at 19k
+# parameters per worker, 1.3-1.4x at 273k, 1.04-1.08x at 606k and breaks even at 1.07M. It
+# turns convolutions into grouped convolutions, slow on CPU: the digits DCGAN gains 3.2x at
+# 4k parameters in conv kernels, 1.06-1.26x at 67k, and loses from 149k (0.78-0.87x).
+VMAP_MAX_PARAMS = 600_000
 VMAP_MAX_CONV_PARAMS = 100_000
 
 

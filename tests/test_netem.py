@@ -133,11 +133,28 @@ def test_default_grid_cells():
     (["--workers", "100000"], "needs 2..[0-9]+ workers on this machine"),
     (["--rounds", "1,x"], "comma list of integers"),
     (["--app-delay", "--bandwidth", "1gbit"], "cannot limit bandwidth"),
+    (["--shaper", "netem"], "invalid choice: 'netem'"),
 ])
 def test_cli_bad_input(argv, message, capsys, tmp_path):
     code = cli_main(["bench", "network", *argv, "--out", str(tmp_path)])
     assert code == 2
     assert re.search(message, capsys.readouterr().err)
+
+
+def test_conditions_run_fastest_rate_first():
+    g = grid.Grid(bandwidths=["10mbit", "1gbit"], latencies=["20ms", "0"])
+    assert g.conditions() == [(1e9, 0.0), (1e9, 0.02), (1e7, 0.0), (1e7, 0.02)]
+    assert grid.Grid(emulation="app-delay").conditions() == [(None, 0.0), (None, 0.005),
+                                                             (None, 0.02)]
+    with pytest.raises(ConfigError, match="unknown shaper"):
+        grid.Grid(shaper="netem").validate()
+
+
+def test_mtu_follows_the_rate():
+    assert net.mtu_for(None) == net.MTU
+    assert net.mtu_for(1e9) == 62500      # 0.5 ms of link time per packet
+    assert net.mtu_for(1e8) == 6250
+    assert net.mtu_for(1e6) == 1500       # never below Ethernet's
 
 
 def test_not_root_names_the_fallback(monkeypatch):

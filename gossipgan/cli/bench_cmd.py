@@ -49,6 +49,9 @@ def add_parser(sub) -> None:
     n.add_argument("--app-delay", action="store_true",
                    help="fallback without root: DistComm's per-hop delay on loopback, no "
                    "bandwidth limit (labelled in every output)")
+    n.add_argument("--shaper", default="tbf", choices=["tbf", "htb"],
+                   help="tbf: one FIFO per link (default); htb: same rate, pure ACKs first, "
+                   "like a host's fair-queueing qdisc")
     n.add_argument("--no-peer", action="store_true", help="skip the decent-dp comparison")
     n.add_argument("--target-fid", type=float, default=None,
                    help="cls_fid for time-to-quality [CPOAdam's final cls_fid per condition]")
@@ -70,6 +73,7 @@ def grid_from_args(args: argparse.Namespace) -> gridmod.Grid:
              "rounds": _ints(args.rounds) if args.rounds else None}
     values.update({k: v for k, v in given.items() if v is not None})
     grid = gridmod.Grid(**values, emulation="app-delay" if args.app_delay else "netns",
+                        shaper=args.shaper,
                         peer=not args.no_peer, target_fid=args.target_fid, overrides=args.set)
     if args.app_delay and args.bandwidth:
         from gossipgan.errors import ConfigError
@@ -99,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     conds, cells = grid.conditions(), grid.cells()
     print(f"bench network: N={grid.workers}, {len(conds)} condition(s) x {len(cells)} cell(s), "
-          f"{grid.iters} iterations each [{gridmod.LABEL[grid.emulation]}]", flush=True)
+          f"{grid.iters} iterations each [{grid.label()}]", flush=True)
     return run_and_report(grid, out)
 
 

@@ -81,8 +81,10 @@ class GanGame(Game):
 
     def operator(self, params: Params, batch: Batch) -> Params:
         pg, pd = _split(params)
-        gg = grad(lambda p: self._losses(p, pd, batch)[0])(pg)
-        gd = grad(lambda p: self._losses(pg, p, batch)[1])(pd)
+        # Each player's loss sees the other player's parameters as constants (detached), so
+        # one backward pass of l_G + l_D yields (dl_G/dG, dl_D/dD) from a single forward.
+        both = grad(lambda a, b: sum(self._losses(a, b, batch, frozen=True)), argnums=(0, 1))
+        gg, gd = both(pg, pd)
         return {**{f"G.{k}": v for k, v in gg.items()}, **{f"D.{k}": v for k, v in gd.items()}}
 
     def losses(self, params: Params, batch: Batch) -> dict[str, Tensor]:
@@ -93,21 +95,26 @@ class GanGame(Game):
     def _critic(self, pd: Params, x: Tensor) -> Tensor:
         return functional_call(self.D, pd, (x,))
 
-    def _losses(self, pg: Params, pd: Params, batch: Batch) -> tuple[Tensor, Tensor]:
+    def _losses(self, pg: Params, pd: Params, batch: Batch, frozen: bool = False
+                ) -> tuple[Tensor, Tensor]:
+        """(l_G, l_D); with `frozen`, l_G does not depend on D's parameters nor l_D on G's."""
         x, z = batch["x"], batch["z"]
         fake = functional_call(self.G, pg, (z,))
-        d_fake, d_real = self._critic(pd, fake), self._critic(pd, x)
+        pd_const = {k: v.detach() for k, v in pd.items()} if frozen else pd
+        fake_const = fake.detach() if frozen else fake
+        g_fake = self._critic(pd_const, fake)          # what the generator's loss sees
+        d_fake, d_real = self._critic(pd, fake_const), self._critic(pd, x)
         if self.loss == "nsgan":
-            return F.softplus(-d_fake).mean(), (F.softplus(-d_real) + F.softplus(d_fake)).mean()
+            return F.softplus(-g_fake).mean(), (F.softplus(-d_real) + F.softplus(d_fake)).mean()
         if self.loss == "hinge":
-            return -d_fake.mean(), (F.relu(1 - d_real) + F.relu(1 + d_fake)).mean()
+            return -g_fake.mean(), (F.relu(1 - d_real) + F.relu(1 + d_fake)).mean()
         e = batch["e"].view(-1, *([1] * (x.dim() - 1)))
-        mix = e * x + (1 - e) * fake
+        mix = e * x + (1 - e) * fake_const
         # Per-sample input gradient of the critic: D is applied sample-wise, so the gradient
         # of the sum w.r.t. the inputs holds each sample's own gradient.
         g = grad(lambda inp: self._critic(pd, inp).sum())(mix)
         penalty = (g.flatten(1).norm(dim=1) - 1).pow(2).mean()
-        return -d_fake.mean(), d_fake.mean() - d_real.mean() + self.gp_weight * penalty
+        return -g_fake.mean(), d_fake.mean() - d_real.mean() + self.gp_weight * penalty
 
     # --- outputs --------------------------------------------------------------------------
     @torch.no_grad()

@@ -31,7 +31,7 @@ from gossipgan.train.config import Config, apply_overrides, validate
 log = logging.getLogger(__name__)
 
 EMULATIONS = ("netns", "app-delay")
-LABEL = {"netns": "namespaces + tbf + TUN delay router",
+LABEL = {"netns": "namespaces + {shaper} + TUN delay router",
          "app-delay": "FALLBACK: application-level per-hop delay in DistComm, loopback, "
                       "bandwidth not limited"}
 BASE_PORT = 29400
@@ -49,6 +49,7 @@ class Grid:
     rounds: list[int] = field(default_factory=lambda: [1, 2])
     iters: int = 30
     emulation: str = "netns"
+    shaper: str = "tbf"
     peer: bool = True
     target_fid: float | None = None
     overrides: list[str] = field(default_factory=list)
@@ -66,6 +67,10 @@ class Grid:
         cfg.run.iters = self.iters
         validate(cfg)
         return cfg
+
+    def label(self) -> str:
+        """What emulated the network, for every output (the fallback says so)."""
+        return LABEL[self.emulation].format(shaper=self.shaper)
 
     def conditions(self) -> list[tuple[float | None, float]]:
         """(bits per second or None = unshaped, one-way seconds): fastest rate first, then
@@ -93,6 +98,8 @@ class Grid:
         if self.emulation not in EMULATIONS:
             raise ConfigError(f"unknown emulation {self.emulation!r}; "
                               f"known: {', '.join(EMULATIONS)}")
+        if self.shaper not in net.SHAPERS:
+            raise ConfigError(f"unknown shaper {self.shaper!r}; known: {', '.join(net.SHAPERS)}")
         limit = net.memory_limit_workers()
         if not 2 <= self.workers <= limit:
             raise ConfigError(f"the network benchmark needs 2..{limit} workers on this machine "
@@ -217,8 +224,7 @@ def run_grid(grid: Grid, out: Path, on_result=None) -> list[dict]:
                    "label": condition_label(rate, delay, grid.emulation)}
                   for rate, delay in grid.conditions()]
     (out / "grid.json").write_text(json.dumps({**asdict(grid), "n_floats": n_floats,
-                                               "emulation_label": LABEL[grid.emulation]},
-                                              indent=1))
+                                               "emulation_label": grid.label()}, indent=1))
     for i, cond in enumerate(conditions):
         (out / f"go-{i}").unlink(missing_ok=True)
         result_path(out, cond["label"]).unlink(missing_ok=True)
@@ -238,7 +244,7 @@ def run_grid(grid: Grid, out: Path, on_result=None) -> list[dict]:
         for i, cond in enumerate(conditions):
             before = {}
             if network is not None:
-                network.shape(cond["rate_bps"], cond["delay_s"])
+                network.shape(cond["rate_bps"], cond["delay_s"], grid.shaper)
                 before = network.counters()
             (out / f"go-{i}").write_text(json.dumps(cond))
             if i == 0:
@@ -246,7 +252,7 @@ def run_grid(grid: Grid, out: Path, on_result=None) -> list[dict]:
             path = result_path(out, cond["label"])
             _wait_for(path, procs, log_path)
             result = json.loads(path.read_text())
-            result.update(cond, emulation=grid.emulation)
+            result.update(cond, emulation=grid.emulation, emulation_label=grid.label())
             if network is not None:
                 after = network.counters()
                 result["network"] = {k: after[k] - before[k] for k in after}

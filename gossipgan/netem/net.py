@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 MTU = 65000           # unshaped links: large packets keep the router's packet rate low
 PACKET_SECONDS = 0.5e-3  # shaped links: one packet is this much link time (see mtu_for)
 QUEUE_BYTES = 16 << 20   # deep enough that converging flows are delayed, not dropped
+SHAPERS = ("tbf", "htb")
 HUB_ADDR = "10.77.0.1"
 MAX_WORKERS = 240     # addresses 10.77.0.10 .. 10.77.0.249
 WORKER_MEMORY = 600 << 20  # a torchrun agent plus one worker process with torch imported
@@ -123,6 +124,25 @@ def remove_stale() -> list[str]:
         removed.append(name)
         owner.unlink(missing_ok=True)
     return removed
+
+
+def _shaper_cmds(shaper: str, dev: str, rate_bps: float, mtu: int) -> list[str]:
+    """tc batch lines that cap `dev` at `rate_bps`; the bucket holds one packet (its header
+    included: tbf drops any packet larger than its burst)."""
+    rate, burst = f"{int(rate_bps)}bit", mtu + 1024
+    if shaper == "tbf":
+        return [f"qdisc add dev {dev} root tbf rate {rate} burst {burst} limit {QUEUE_BYTES}"]
+    half = f"{int(rate_bps / 2)}bit"
+    cmds = [f"qdisc add dev {dev} root handle 1: htb default 20 r2q 1",
+            f"class add dev {dev} parent 1: classid 1:1 htb rate {rate} ceil {rate} "
+            f"burst {burst} cburst {burst}"]
+    for cls, prio in ((10, 0), (20, 1)):
+        cmds += [f"class add dev {dev} parent 1:1 classid 1:{cls} htb rate {half} ceil {rate} "
+                 f"burst {burst} cburst {burst} prio {prio} quantum {burst}",
+                 f"qdisc add dev {dev} parent 1:{cls} bfifo limit {QUEUE_BYTES}"]
+    # IPv4 total length < 128 bytes: pure ACKs and other control packets go first
+    return cmds + [f"filter add dev {dev} parent 1: protocol ip prio 1 u32 "
+                   "match u16 0x0000 0xff80 at 2 flowid 1:10"]
 
 
 def _qdisc_drops(namespace: str, dev: str) -> int:
@@ -241,24 +261,26 @@ class Network:
         (OWNER_DIR / self.id).unlink(missing_ok=True)
 
     # --- conditions -------------------------------------------------------------------
-    def shape(self, rate_bps: float | None, delay_s: float) -> None:
+    def shape(self, rate_bps: float | None, delay_s: float, shaper: str = "tbf") -> None:
         """Every link at `rate_bps` each way (None: unshaped) and `delay_s` one-way per hop.
 
-        Meant between launches: connections opened before an MTU change keep their old MSS."""
+        shaper "tbf": one FIFO per link direction, as DESIGN.md §7 measured. "htb": the same
+        rate with small packets (pure ACKs) dequeued first, as a host's default fair-queueing
+        qdisc would; with a FIFO the ACKs of incoming data wait behind outgoing data.
+        The MTU follows the rate (mtu_for); TCP follows a shrinking MTU on open connections."""
+        if shaper not in SHAPERS:
+            raise ConfigError(f"unknown shaper {shaper!r}; known: {', '.join(SHAPERS)}")
         mtu = mtu_for(rate_bps)
-        burst = mtu + 1024  # one packet with its link header: tbf drops anything larger
         hub_cmds = [f"link set v{i} mtu {mtu}" for i in range(self.n_workers)]
         hub_cmds += [f"link set br0 mtu {mtu}", f"link set tun0 mtu {mtu}"]
         _run(["ip", "-n", self.hub, "-batch", "-"], "\n".join(hub_cmds) + "\n")
         for i, ns in enumerate(self.workers):
             _run(["ip", "-n", ns, "link", "set", "eth0", "mtu", str(mtu)])
             for where, dev in ((ns, "eth0"), (self.hub, f"v{i}")):
-                if rate_bps is None:
-                    _run(["tc", "-n", where, "qdisc", "del", "dev", dev, "root"], check=False)
-                else:
-                    _run(["tc", "-n", where, "qdisc", "replace", "dev", dev, "root", "tbf",
-                          "rate", f"{int(rate_bps)}bit", "burst", str(burst),
-                          "limit", str(QUEUE_BYTES)])
+                _run(["tc", "-n", where, "qdisc", "del", "dev", dev, "root"], check=False)
+                if rate_bps is not None:
+                    _run(["tc", "-n", where, "-batch", "-"],
+                         "\n".join(_shaper_cmds(shaper, dev, rate_bps, mtu)) + "\n")
         self._router.stdin.write(f"delay {delay_s * 1e3:.6f}\n")
         self._router.stdin.flush()
         answer = self._router.stdout.readline()

@@ -10,8 +10,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from gossipgan.netem.grid import LABEL  # noqa: E402
-
 
 def _cell(r: dict) -> str:
     if r["topology"] == "all_reduce":
@@ -69,7 +67,7 @@ def plot_all(rows: list[dict], curves: dict, out: Path) -> list[Path]:
         return []
     folder = out / "plots"
     folder.mkdir(parents=True, exist_ok=True)
-    label = LABEL[rows[0]["emulation"]]
+    label = rows[0]["emulation_note"]
     n = rows[0]["workers"]
     paths = []
     by_bw = _series(rows, "bandwidth", "latency_ms")

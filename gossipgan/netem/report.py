@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 
 from gossipgan.netem.alphabeta import AlphaBeta
-from gossipgan.netem.grid import LABEL, log_every
+from gossipgan.netem.grid import log_every
 from gossipgan.netem.units import format_delay, format_rate
 
 COLUMNS = ["emulation", "emulation_note", "workers", "bandwidth", "rate_bps", "latency_ms",
@@ -56,7 +56,7 @@ def time_to(curve: list[tuple[float, float]], target: float | None) -> float | N
 def cell_rows(result: dict, grid: dict) -> tuple[list[dict], dict]:
     """One row per cell of a condition's result, and {cell name: quality curve}."""
     cal, rate = result["calibration"], result["rate_bps"]
-    base = {"emulation": result["emulation"], "emulation_note": LABEL[result["emulation"]],
+    base = {"emulation": result["emulation"], "emulation_note": result["emulation_label"],
             "workers": grid["workers"],
             "bandwidth": "loopback" if result["emulation"] == "app-delay" else format_rate(rate),
             "rate_bps": rate, "latency_ms": result["delay_s"] * 1e3,
@@ -98,7 +98,7 @@ def peer_rows(result: dict, grid: dict) -> list[dict]:
     cal = result["calibration"]
     out = []
     for p in result.get("peer", []):
-        row = {"emulation": result["emulation"], "emulation_note": LABEL[result["emulation"]],
+        row = {"emulation": result["emulation"], "emulation_note": result["emulation_label"],
                "workers": grid["workers"],
                "bandwidth": ("loopback" if result["emulation"] == "app-delay"
                              else format_rate(result["rate_bps"])),
@@ -135,7 +135,7 @@ def condition_header(result: dict, rows: list[dict]) -> str:
     app = cal.get("app_delay_s", 0.0)
     extra = f" + {app * 1e3:g} ms added by DistComm per hop" if app else ""
     return (f"== {asked}, {format_delay(result['delay_s'])} one-way, N={rows[0]['workers']} "
-            f"[{LABEL[result['emulation']]}]\n   measured on the link: α = "
+            f"[{result['emulation_label']}]\n   measured on the link: α = "
             f"{cal['alpha_s'] * 1e3:.2f} ms one-way{extra}, "
             f"β = {cal['beta_Bps'] * 8 / 1e6:.1f} Mbit/s; "
             f"message {cal['message_bytes'] / 1e3:.0f} kB one-way {cal['message_s'] * 1e3:.2f} ms "

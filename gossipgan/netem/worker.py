@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 TINY_BYTES = 4
 CAL_REPS = 15
 BIG_REPS = 3
-ISO_SECONDS = 1.0  # aim of the back-to-back communication timing per cell
+ISO_SECONDS = 1.0
+GO_TIMEOUT_S = 600  # aim of the back-to-back communication timing per cell
 
 
 def _pingpong(nbytes: int, reps: int, warmup: int = 2) -> tuple[float, float]:
@@ -187,7 +188,11 @@ def _wait_go(out: Path, index: int) -> dict:
     found = [None]
     if dist.get_rank() == 0:
         path = out / f"go-{index}"
+        deadline = time.monotonic() + GO_TIMEOUT_S
         while not path.exists():
+            if time.monotonic() > deadline:  # the driver is gone: do not wait forever
+                raise RuntimeError(f"no {path} after {GO_TIMEOUT_S} s: the benchmark driver "
+                                   "stopped")
             time.sleep(0.05)
         found[0] = json.loads(path.read_text())
     dist.broadcast_object_list(found, src=0)
