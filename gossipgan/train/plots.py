@@ -13,7 +13,7 @@ from gossipgan.train.outputs import read_metrics  # noqa: E402
 
 LOG_SCALE = {"grad_op_norm_sq", "consensus", "dist_to_solution"}
 TITLES = {
-    "grad_op_norm_sq": "||T(x̄)||² (large batch)",
+    "grad_op_norm_sq": "||T(x̄)||²",
     "consensus": "consensus distance (1/N) Σ||x_i − x̄||²",
     "dist_to_solution": "||x̄ − x*||²",
 }
