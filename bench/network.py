@@ -63,8 +63,9 @@ def condition_tables(rows: list[dict]) -> list[str]:
 def summary_table(rows: list[dict]) -> list[str]:
     """Per condition: DPOSG (ring, t=1) against CPOSG, and the best / worst gossip cell."""
     out = ["| condition | CPOSG comm / DPOSG ring t=1 comm | same, comm alone | iteration "
-           "speed-up | slowest gossip cell vs CPOSG (comm alone) |",
-           "|---|---:|---:|---:|---|"]
+           "speed-up | slowest gossip cell vs CPOSG (comm alone) | cells within 30% of α–β "
+           "(gloo), comm alone |",
+           "|---|---:|---:|---:|---|---|"]
     conditions: dict = {}
     for r in rows:
         conditions.setdefault((r["bandwidth"], float(r["latency_ms"])), {})[_cell(r)] = r
@@ -75,11 +76,14 @@ def summary_table(rows: list[dict]) -> list[str]:
         gossip = [r for name, r in cells.items() if "all-reduce" not in name]
         worst = max(gossip, key=lambda r: float(r["comm_alone_ms"]))
         ratio = float(base["comm_alone_ms"]) / float(worst["comm_alone_ms"])
+        fits = [float(r["alone_over_gloo"]) for r in cells.values()]
+        within = sum(0.7 <= f <= 1.3 for f in fits)
         out.append(f"| {bw}, {lat:g} ms | "
                    f"{float(base['comm_per_iter_ms']) / float(ring['comm_per_iter_ms']):.2f}x | "
                    f"{float(base['comm_alone_ms']) / float(ring['comm_alone_ms']):.2f}x | "
                    f"{float(base['wall_per_iter_ms']) / float(ring['wall_per_iter_ms']):.2f}x | "
-                   f"{_cell(worst)}: {ratio:.2f}x{' (gossip LOSES)' if ratio < 1 else ''} |")
+                   f"{_cell(worst)}: {ratio:.2f}x{' (gossip LOSES)' if ratio < 1 else ''} | "
+                   f"{within}/{len(fits)} (measured/predicted {min(fits):.2f}..{max(fits):.2f}) |")
     return out
 
 

@@ -17,12 +17,19 @@ def _cell(r: dict) -> str:
     return f"{r['algo']} {r['topology']} t={r['rounds']}"
 
 
+TOPOLOGY_COLOR = {"ring": 0, "exponential": 2, "one_peer_exponential": 4, "torus": 6,
+                  "hypercube": 8, "complete": 10, "star": 12, "erdos_renyi": 14}
+
+
 def _style(r: dict) -> dict:
+    """Colour by topology (darker: SGD, lighter: Adam), dashes for t >= 2, black all-reduce."""
+    adam = "adam" in r["algo"]
     if r["topology"] == "all_reduce":
-        adam = "adam" in r["algo"]
         return {"color": "dimgray" if adam else "black", "linestyle": ":" if adam else "-",
                 "linewidth": 2.2, "marker": "D" if adam else "s"}
-    return {"linestyle": "-" if r["rounds"] == 1 else "--", "marker": "o", "linewidth": 1.2}
+    shade = TOPOLOGY_COLOR.get(r["topology"], 16) + (1 if adam else 0)
+    return {"color": plt.get_cmap("tab20")(shade), "linestyle": "-" if r["rounds"] == 1 else "--",
+            "marker": "^" if adam else "o", "linewidth": 1.2}
 
 
 def _series(rows: list[dict], group_key: str, x_key: str):
