@@ -136,7 +136,10 @@ def test_default_grid_cells():
     (["--shaper", "netem"], "invalid choice: 'netem'"),
 ])
 def test_cli_bad_input(argv, message, capsys, tmp_path):
-    code = cli_main(["bench", "network", *argv, "--out", str(tmp_path)])
+    try:
+        code = cli_main(["bench", "network", *argv, "--out", str(tmp_path)])
+    except SystemExit as e:  # argparse's own usage errors (one line, exit 2)
+        code = e.code
     assert code == 2
     assert re.search(message, capsys.readouterr().err)
 
