@@ -31,7 +31,8 @@ ITERS = 6
 COMMON = [f"topology.workers={N}", f"run.iters={ITERS}", "run.threads=1", "run.eval_batch=32",
           "run.log_every=1000", "run.eval_every=1000", "run.sample_every=1000",
           "run.checkpoint_every=1000", "run.vectorize=loop", "run.quality_every=0"]
-GAN = ["game.name=gan", "game.model=dcgan", "game.loss=nsgan", "game.width=8", "data.dataset=digits", "run.batch=16"]
+GAN = ["game.name=gan", "game.model=dcgan", "game.loss=nsgan",
+       "game.width=8", "data.dataset=digits", "run.batch=16"]
 BILINEAR = ["game.name=bilinear", "game.dim=6", "run.batch=8", "game.noise=0.5"]
 ALGOS = {"dposg": ["optim.algo=dposg", "optim.lr=0.05"],
          "dpoadam": ["optim.algo=dpoadam", "optim.lr=0.01"],

@@ -24,7 +24,8 @@ from gossipgan.workers import Workers
 
 torch.set_num_threads(1)
 
-TINY = ["game.model=mlp", "game.loss=nsgan", "data.dataset=ring8", "game.width=16", "game.latent_dim=4",
+TINY = ["game.model=mlp", "game.loss=nsgan",
+        "data.dataset=ring8", "game.width=16", "game.latent_dim=4",
         "topology.workers=4", "run.batch=16", "run.eval_batch=64", "run.log_every=1",
         "run.eval_every=3", "run.sample_every=1000", "run.checkpoint_every=1000"]
 

@@ -27,10 +27,12 @@ def build_game(cfg: Config, n_workers: int) -> Game:
                                    heterogeneity=g.heterogeneity, noise=g.noise, seed=cfg.run.seed,
                                    device=cfg.run.device)
     d = cfg.data
-    dataset = load_dataset(d.dataset, d.root, split="train", image_size=d.image_size, seed=cfg.run.seed)
+    dataset = load_dataset(d.dataset, d.root, split="train", image_size=d.image_size,
+                           seed=cfg.run.seed)
     return GanGame(dataset, n_workers, model=g.model, loss=g.loss, latent_dim=g.latent_dim,
                    width=g.width, gp_weight=g.gp_weight, scheme=d.shard, alpha=d.alpha,
                    batch_size=cfg.run.batch, seed=cfg.run.seed)
 
 
-__all__ = ["ANALYTIC_GAMES", "GAMES", "LOSSES", "Game", "GanGame", "build_analytic_game", "build_game"]
+__all__ = ["ANALYTIC_GAMES", "GAMES", "LOSSES", "Game", "GanGame", "build_analytic_game",
+           "build_game"]
