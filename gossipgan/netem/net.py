@@ -289,14 +289,17 @@ class Network:
         self.rate_bps, self.delay_s = rate_bps, delay_s
 
     def counters(self) -> dict[str, int]:
-        """Packets the emulator dropped (tbf queues, the TUN device's queue) and the TCP
-        segments the workers retransmitted, cumulative: a clean link shows zeros."""
+        """Packets the emulator dropped (tbf queues; any interface's or the TUN device's
+        queue) and the TCP segments the workers retransmitted, cumulative since setup."""
         drops = 0
         for i, ns in enumerate(self.workers):
             for where, dev in ((ns, "eth0"), (self.hub, f"v{i}")):
                 drops += _qdisc_drops(where, dev)
-        tun = json.loads(_run(["ip", "-n", self.hub, "-s", "-j", "link", "show", "tun0"]))
-        tun_drops = int(tun[0]["stats64"]["tx"]["dropped"]) + _qdisc_drops(self.hub, "tun0")
+        tun_drops = _qdisc_drops(self.hub, "tun0")
+        for ns in (self.hub, *self.workers):  # every interface, both directions
+            for link in json.loads(_run(["ip", "-n", ns, "-s", "-j", "link", "show"])):
+                stats = link.get("stats64", {})
+                tun_drops += sum(int(stats.get(d, {}).get("dropped", 0)) for d in ("rx", "tx"))
         retrans = 0
         for ns in self.workers:
             lines = [line.split() for line in _run(["ip", "netns", "exec", ns, "cat",

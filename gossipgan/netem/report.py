@@ -147,8 +147,8 @@ def _network_line(result: dict) -> str:
     if not counts:
         return ""
     return (f"\n   emulator during this condition: {counts['tbf_drops']} packets dropped by tbf, "
-            f"{counts['tun_drops']} at the delay router, {counts['tcp_retransmits']} TCP "
-            "segments retransmitted")
+            f"{counts['tun_drops']} by interfaces or the delay router, "
+            f"{counts['tcp_retransmits']} TCP segments retransmitted")
 
 
 def format_table(rows: list[dict]) -> str:

@@ -205,17 +205,17 @@ def run_condition(spec: dict, out: Path) -> dict:
     n_floats = spec["n_floats"]
     cal = calibrate(spec, 4 * n_floats)
     cal["n_floats"] = n_floats
+    peer_rows = []
+    if spec.get("peer"):  # first: the training cells' traffic would age only our connections
+        from gossipgan.netem.peer import compare
+
+        peer_rows = compare(n_floats, cal, spec)
     rows = []
     for cell in spec["cells"]:
         rows.append(run_cell(spec, cell, cal, out))
         if rank == 0:
             log.info("%s: cell %s done in %.1f s", spec["label"], cell["name"],
                      rows[-1]["cell_seconds"])
-    peer_rows = []
-    if spec.get("peer"):
-        from gossipgan.netem.peer import compare
-
-        peer_rows = compare(n_floats, cal, spec)
     return {"calibration": cal, "cells": rows, "peer": peer_rows}
 
 
