@@ -109,6 +109,12 @@ def test_fit_and_two_points_recover_alpha_beta():
     assert two.alpha_s == pytest.approx(1e-3) and two.beta_Bps == pytest.approx(1e6)
     with pytest.raises(ConfigError):
         alphabeta.from_two_points(0.01, 1e6, 0.005)
+    # a 1 MB exchange in 1.02 s with α = 10 ms: gloo's two latencies, then 1 s of bytes
+    ex = alphabeta.from_exchange(0.01, 1e6, 1.02)
+    assert ex.alpha_s == pytest.approx(0.01) and ex.beta_Bps == pytest.approx(1e6)
+    assert alphabeta.from_exchange(0.01, 1e6, 0.015, fallback=two) is two
+    with pytest.raises(ConfigError, match="no longer than 2 one-way latencies"):
+        alphabeta.from_exchange(0.01, 1e6, 0.015)
     with pytest.raises(ConfigError):
         AlphaBeta(alpha_s=-1.0, beta_Bps=1.0)
     with pytest.raises(ConfigError, match="protocol"):

@@ -121,6 +121,21 @@ def from_two_points(tiny_s: float, big_bytes: float, big_s: float) -> AlphaBeta:
     return AlphaBeta(tiny_s, big_bytes / (big_s - tiny_s))
 
 
+def from_exchange(tiny_s: float, nbytes: float, exchange_s: float,
+                  fallback: AlphaBeta | None = None) -> AlphaBeta:
+    """α from a tiny message's one-way time, β from a two-way exchange of `nbytes` posted as
+    gloo posts it: `exchange_s = P2P_HOPS·α + nbytes/β`. If the exchange took no longer than
+    its latency (a measurement swamped by noise), `fallback` is returned when given."""
+    left = exchange_s - P2P_HOPS * tiny_s
+    if left <= 0:
+        if fallback is not None:
+            return fallback
+        raise ConfigError(f"a {nbytes:.0f}-byte exchange took {exchange_s:.6f} s, no longer "
+                          f"than {P2P_HOPS} one-way latencies of {tiny_s:.6f} s: cannot "
+                          "estimate bandwidth")
+    return AlphaBeta(tiny_s, nbytes / left)
+
+
 def predict(model: AlphaBeta, topology: Topology, *, centralized: bool, rounds: int,
             nbytes: float, phases: int = 1, protocol: str = "textbook") -> float:
     """Communication time of one training iteration: `phases` all-reduces (centralized) or

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from pathlib import Path
 
 from gossipgan.netem.alphabeta import AlphaBeta
@@ -137,9 +138,10 @@ def condition_header(result: dict, rows: list[dict]) -> str:
     return (f"== {asked}, {format_delay(result['delay_s'])} one-way, N={rows[0]['workers']} "
             f"[{result['emulation_label']}]\n   measured on the link: α = "
             f"{cal['alpha_s'] * 1e3:.2f} ms one-way{extra}, "
-            f"β = {cal['beta_Bps'] * 8 / 1e6:.1f} Mbit/s; "
-            f"message {cal['message_bytes'] / 1e3:.0f} kB one-way {cal['message_s'] * 1e3:.2f} ms "
-            f"(α+n/β {cal['message_pred_s'] * 1e3:.2f} ms)" + _network_line(result))
+            f"β = {cal['beta_Bps'] * 8 / 1e6:.1f} Mbit/s (every pair exchanging "
+            f"{cal['message_bytes'] / 1e3:.0f} kB at once: {cal['exchange_s'] * 1e3:.2f} ms "
+            f"each); one stream alone, host otherwise idle: "
+            f"{cal['single_stream_beta_Bps'] * 8 / 1e6:.1f} Mbit/s" + _network_line(result))
 
 
 def _network_line(result: dict) -> str:
@@ -158,8 +160,7 @@ def format_table(rows: list[dict]) -> str:
            f"{'':>8}{'final':>9}{'s':>8}")
     lines = [head, sub]
     for r in rows:
-        name = f"{r['algo']} {r['topology']}" + (f" t={r['rounds']}" if r["topology"] !=
-                                                  "all_reduce" else "")
+        name = _cell_name(r)
         lines.append(f"{name:<34}{_f(r['wall_per_iter_ms']):>9}{_f(r['compute_per_iter_ms']):>9}"
                      f"{_f(r['comm_per_iter_ms']):>9}{_f(r['comm_alone_ms']):>9}"
                      f"{_f(r['pred_textbook_ms']):>9}{_f(r['pred_gloo_ms']):>9}"
@@ -188,6 +189,9 @@ def format_versus(rows: list[dict]) -> str:
     lines = [f"   α–β (gloo hop counts): {sum(0.7 <= f <= 1.3 for f in fits)}/{len(fits)} cells' "
              f"communication alone within 30% (measured/predicted {min(fits):.2f}.."
              f"{max(fits):.2f})"] if fits else []
+    over = [r for r in rows if r["alone_over_gloo"] > 1.3]
+    if over:
+        lines.append("   " + _host_bound(over))
     for d, c in (("dposg", "cposg"), ("dpoadam", "cpoadam")):
         base = by.get((c, "all_reduce", 1))
         for (algo, name, t), r in by.items():
@@ -201,6 +205,25 @@ def format_versus(rows: list[dict]) -> str:
                          f"cls_fid {_f(target, '{:.0f}')}: "
                          f"{reach(r['curve'], base['curve'], target)}")
     return "\n".join(lines)
+
+
+def _host_bound(over: list[dict]) -> str:
+    """Why cells run slower than the model: the bits all N workers moved per second, which on
+    one machine the shared cores carry, not the emulated links (reported, not assumed)."""
+    def rate(r: dict) -> float:
+        return r["workers"] * r["bytes_per_iter"] * 8 / (r["comm_alone_ms"] / 1e3) / 1e9
+
+    worst = max(over, key=lambda r: r["alone_over_gloo"])
+    return (f"{len(over)} cell(s) over +30%: all {worst['workers']} workers together moved "
+            f"{min(map(rate, over)):.1f}..{max(map(rate, over)):.1f} Gbit/s through this "
+            f"machine's {os.cpu_count()} cores (slowest: {_cell_name(worst)} at "
+            f"{worst['alone_over_gloo']:.2f}x); where that is the limit, it is the host's, "
+            "not the link's")
+
+
+def _cell_name(r: dict) -> str:
+    return f"{r['algo']} {r['topology']}" + (
+        f" t={r['rounds']}" if r["topology"] != "all_reduce" else "")
 
 
 def _ratio(base: dict, r: dict, key: str) -> str:
