@@ -2,7 +2,12 @@
 
 Operator (one "operator evaluation" = both players' gradients for ALL N workers):
 
-    sim auto / vmap / loop   Workers.compute_grads() on a GanGame (draws the N batches too)
+    sim auto / vmap / loop   Workers.compute_grads() on a GanGame (draws the N batches too):
+                             vmapped or looped forward of GanGame.player_losses, then one
+                             torch.autograd.grad per player over the stacked parameters
+    func vmap / func loop    the path before it (and still the one for games without
+                             player_losses): GanGame.operator, torch.func.grad of one worker's
+                             losses, vmapped or looped over the workers (draws batches too)
     naive loop               N separate nn.Module G/D pairs, plain autograd, one after another
     big batch                ONE G/D pair on an N-times larger batch: the same arithmetic in
                              the fewest, largest kernels, the practical limit
@@ -35,6 +40,7 @@ from datetime import datetime, timezone
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.func import vmap
 
 from gossipgan.comm import SimComm
 from gossipgan.data import load_dataset
@@ -92,6 +98,13 @@ def module_pair(game: GanGame, params: dict[str, Tensor],
     return g, d
 
 
+def func_loop(game: GanGame, sim: Workers) -> list[dict[str, Tensor]]:
+    """The torch.func operator of each worker in turn, on a fresh batch (the old loop path)."""
+    batch = sim.sample()
+    return [game.operator({k: v[i] for k, v in sim.params.items()},
+                          {k: v[i] for k, v in batch.items()}) for i in range(len(sim.workers))]
+
+
 def bench_operator(model: str, n: int, batch: int, repeats: int) -> dict:
     data = load_dataset(MODELS[model])
     game = GanGame(data, n, model=model, latent_dim=LATENT)  # shards may be < batch: sampling
@@ -109,6 +122,9 @@ def bench_operator(model: str, n: int, batch: int, repeats: int) -> dict:
 
     fns: dict[str, Callable[[], object]] = {
         f"sim {mode}": sims[mode].compute_grads for mode in ("auto", "vmap", "loop")}
+    func_vmap = vmap(game.operator, in_dims=(0, 0), randomness="error")
+    fns["func vmap"] = lambda: func_vmap(sims["vmap"].params, sims["vmap"].sample())
+    fns["func loop"] = lambda: func_loop(game, sims["loop"])
     fns["sim sampling only"] = sims["auto"].sample
     fns["naive loop"] = naive_loop
     fns["big batch"] = lambda: nsgan_grads(*pairs[0], big_x, big_z)

@@ -3,7 +3,13 @@
 Parameters live in leaf tensors of shape [n_local, ...] (the worker axis): n_local = N in the
 simulator, 1 under torch.distributed. The game's operator is a pure function of ONE worker's
 parameters and batch; here it is mapped over the worker axis with torch.func.vmap, or with a
-Python loop where that is faster (small batches of big models), chosen by timing both once.
+Python loop where that is faster (small batches of big models), chosen by a size rule.
+
+Games with `player_losses` (the GANs) take a faster road: only the FORWARD is mapped (vmap, or
+the loop), and each player's gradient comes from one plain `torch.autograd.grad` of its loss
+summed over workers, taken w.r.t. the stacked leaves. Workers share no parameters, so the
+gradient of the sum w.r.t. row i is worker i's own gradient; both players share one forward.
+This avoids torch.func.grad under vmap: 1.2-1.3x faster (bench/sim_throughput.py).
 Each worker draws its batches from its own generator seeded by (seed, worker id), so a worker
 sees the same numbers in the simulator and in its own process.
 """
@@ -27,6 +33,9 @@ VECTORIZE = ("auto", "vmap", "loop")
 # parameters per worker, 1.3-1.4x at 273k, 1.04-1.08x at 606k and breaks even at 1.07M. It
 # turns convolutions into grouped convolutions, slow on CPU: the digits DCGAN gains 3.2x at
 # 4k parameters in conv kernels, 1.06-1.26x at 67k, and loses from 149k (0.78-0.87x).
+# Rechecked on the player_losses path (N = 16): MLP 1.86x at 71k, 1.24x at 273k, 1.08x at
+# 606k (0.85x at N = 64), 1.0x at 1.07M-2.4M; DCGAN 1.44x at 17k conv, 1.0x at 67k, 0.76x
+# at 149k. Same crossovers, so the same rule serves both paths.
 VMAP_MAX_PARAMS = 600_000
 VMAP_MAX_CONV_PARAMS = 100_000
 
@@ -54,6 +63,13 @@ class Workers:
         self.generators = [torch.Generator().manual_seed(worker_seed(seed, w))
                            for w in self.workers]
         self._vmapped = vmap(game.operator, in_dims=(0, 0), randomness="error")
+        self._autograd = game.has_player_losses
+        if self._autograd:
+            self._vmapped_losses = vmap(game.player_losses, in_dims=(0, 0), randomness="error")
+        # parameter names by player, each player's names in the game's order
+        self._players: dict[str, list[str]] = {}
+        for name in self.names:
+            self._players.setdefault(game.player(name), []).append(name)
 
     # --- data ---------------------------------------------------------------------------
     def sample(self) -> Batch:
@@ -64,9 +80,11 @@ class Workers:
 
     # --- the operator -------------------------------------------------------------------
     def operator(self, params: Params, batch: Batch) -> Params:
-        """T for every held worker at once: {name: [n_local, ...]}."""
+        """T for every held worker at once: {name: [n_local, ...]}, contiguous tensors."""
         if self.vectorize == "auto":
             self.vectorize = self._choose(params, batch)
+        if self._autograd:
+            return self._autograd_operator(params, batch)
         if self.vectorize == "vmap":
             return self._vmapped(params, batch)
         # Each worker's result goes straight into its row: holding all N results and then
@@ -80,6 +98,36 @@ class Workers:
                     stacked[k] = v.new_empty((len(self.workers), *v.shape))
                 stacked[k][i] = v
         return stacked
+
+    def _autograd_operator(self, params: Params, batch: Batch) -> Params:
+        """T via the game's player_losses: mapped forward, one autograd.grad per player."""
+        with torch.enable_grad():  # optimizers call the closure under no_grad
+            if self.vectorize == "vmap":
+                leaves = {k: v.detach().requires_grad_() for k, v in params.items()}
+                return self._player_grads(self._vmapped_losses(leaves, batch), leaves)
+            # Fresh per-worker leaves (views, no copy): differentiating w.r.t. the stacked
+            # tensor instead would write a full-size, mostly-zero gradient for every worker.
+            stacked = {k: torch.empty_like(v) for k, v in params.items()}
+            for i in range(len(self.workers)):
+                leaves = {k: v[i].detach().requires_grad_() for k, v in params.items()}
+                grads = self._player_grads(
+                    self.game.player_losses(leaves, {k: v[i] for k, v in batch.items()}), leaves)
+                for k, v in grads.items():
+                    stacked[k][i] = v
+            return stacked
+
+    def _player_grads(self, losses: dict[str, Tensor], leaves: Params) -> Params:
+        """Each player's loss (summed over any worker axis) differentiated w.r.t. its leaves."""
+        out: Params = {}
+        last = len(self._players) - 1
+        for j, (player, names) in enumerate(self._players.items()):
+            # a parameter its player's loss does not reach has operator 0, not an error
+            grads = torch.autograd.grad(losses[player].sum(), [leaves[k] for k in names],
+                                        retain_graph=j < last, materialize_grads=True)
+            # Under vmap a linear weight's gradient comes out as a transposed view; the
+            # optimizers view every gradient flat along the worker axis, so lay it out densely.
+            out.update((k, g.contiguous()) for k, g in zip(names, grads, strict=True))
+        return {k: out[k] for k in self.names}
 
     def compute_grads(self) -> None:
         """Draw a batch per worker and put T(params) into each parameter's .grad."""

@@ -51,6 +51,23 @@ class Game(abc.ABC):
     def large_batch(self, generator: torch.Generator, size: int) -> Batch:
         """A batch drawn from the union of all shards, for estimating ||T(x_bar)||^2."""
 
+    def player_losses(self, params: Params, batch: Batch) -> dict[str, Tensor]:
+        """Each player's own scalar loss at ONE worker's point: {'min': l_min, 'max': l_max}.
+
+        Optional. A game that overrides it promises `operator(params, batch)[name]` =
+        d player_losses(params, batch)[player(name)] / d params[name]. The simulator then maps
+        only this forward over the worker axis and differentiates the sum over workers with
+        plain autograd (workers are independent, so each stacked row gets its own gradient),
+        which is much faster than mapping torch.func.grad; both players share the forward.
+        Random numbers: as in `operator`, none (they come in `batch`).
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no player_losses")
+
+    @property
+    def has_player_losses(self) -> bool:
+        """Whether `player_losses` is overridden (the simulator's fast path applies)."""
+        return type(self).player_losses is not Game.player_losses
+
     def losses(self, params: Params, batch: Batch) -> dict[str, Tensor]:
         """Scalar losses to log, e.g. {'loss_min': ..., 'loss_max': ...}. Optional."""
         return {}

@@ -8,8 +8,10 @@
 The generator is the "min" player (parameters "G.*"), the discriminator the "max" player
 ("D.*"). The operator is computed with torch.func on `functional_call`, a pure function of
 one worker's parameters and batch (data x, latent z, interpolation e), so the simulator can
-vmap it over workers. Each worker samples its minibatch with replacement from its own shard
-using only its generator: the generator's state is the whole data position of a run.
+vmap it over workers. `player_losses` gives the two losses themselves, from one forward, for
+the simulator's faster path (vmap the forward, plain autograd for the gradients). Each worker
+samples its minibatch with replacement from its own shard using only its generator: the
+generator's state is the whole data position of a run.
 """
 
 from __future__ import annotations
@@ -87,6 +89,12 @@ class GanGame(Game):
         gg, gd = both(pg, pd)
         return {**{f"G.{k}": v for k, v in gg.items()}, **{f"D.{k}": v for k, v in gd.items()}}
 
+    def player_losses(self, params: Params, batch: Batch) -> dict[str, Tensor]:
+        # One critic pass on the fakes serves both losses: the caller takes dl_G/dG and
+        # dl_D/dD in two backward passes, so neither loss's cross-gradient is ever formed.
+        loss_g, loss_d = self._losses(*_split(params), batch)
+        return {"min": loss_g, "max": loss_d}
+
     def losses(self, params: Params, batch: Batch) -> dict[str, Tensor]:
         loss_g, loss_d = self._losses(*_split(params), batch)
         return {"loss_g": loss_g.detach(), "loss_d": loss_d.detach()}
@@ -97,18 +105,26 @@ class GanGame(Game):
 
     def _losses(self, pg: Params, pd: Params, batch: Batch, frozen: bool = False
                 ) -> tuple[Tensor, Tensor]:
-        """(l_G, l_D); with `frozen`, l_G does not depend on D's parameters nor l_D on G's."""
+        """(l_G, l_D); with `frozen`, l_G does not depend on D's parameters nor l_D on G's.
+
+        Frozen costs a third critic pass (on the fakes, once with D's parameters detached for
+        l_G and once on detached fakes for l_D); without it l_G and l_D share that pass.
+        """
         x, z = batch["x"], batch["z"]
         fake = functional_call(self.G, pg, (z,))
-        pd_const = {k: v.detach() for k, v in pd.items()} if frozen else pd
-        fake_const = fake.detach() if frozen else fake
-        g_fake = self._critic(pd_const, fake)          # what the generator's loss sees
-        d_fake, d_real = self._critic(pd, fake_const), self._critic(pd, x)
+        fake_const = fake.detach()
+        if frozen:
+            g_fake = self._critic({k: v.detach() for k, v in pd.items()}, fake)
+            d_fake = self._critic(pd, fake_const)
+        else:
+            g_fake = d_fake = self._critic(pd, fake)
+        d_real = self._critic(pd, x)
         if self.loss == "nsgan":
             return F.softplus(-g_fake).mean(), (F.softplus(-d_real) + F.softplus(d_fake)).mean()
         if self.loss == "hinge":
             return -g_fake.mean(), (F.relu(1 - d_real) + F.relu(1 + d_fake)).mean()
         e = batch["e"].view(-1, *([1] * (x.dim() - 1)))
+        # The penalty is D's term only: its path into G is cut in both modes.
         mix = e * x + (1 - e) * fake_const
         # Per-sample input gradient of the critic: D is applied sample-wise, so the gradient
         # of the sum w.r.t. the inputs holds each sample's own gradient.
