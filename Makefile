@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 APT_STAMP := $(VENV)/.apt
 
-.PHONY: venv run test lint clean
+.PHONY: venv run test lint clean bench bench-network
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -34,6 +34,15 @@ run: venv
 
 test: venv
 	$(BIN)/python -m pytest -q -x
+
+# Benchmarks (BENCHMARKS.md). decent-dp is the network benchmark's optional live peer: it
+# declares torch, which must not be re-resolved, hence --no-deps (it needs numpy and loguru).
+bench: venv
+	$(BIN)/python bench/sim_throughput.py
+
+bench-network: venv
+	$(BIN)/pip install -q --no-deps 'decent-dp==0.2.3' 'loguru>=0.7' || echo "decent-dp unavailable: the peer rows will say so"
+	$(BIN)/python bench/network.py --out runs/bench-network
 
 lint: venv
 	$(BIN)/ruff check gossipgan tests bench

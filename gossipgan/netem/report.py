@@ -208,17 +208,21 @@ def format_versus(rows: list[dict]) -> str:
 
 
 def _host_bound(over: list[dict]) -> str:
-    """Why cells run slower than the model: the bits all N workers moved per second, which on
-    one machine the shared cores carry, not the emulated links (reported, not assumed)."""
+    """Why cells run slower than the model, in measured terms: how many bits all N workers
+    moved per second through this one machine, and how many processes share its cores."""
     def rate(r: dict) -> float:
         return r["workers"] * r["bytes_per_iter"] * 8 / (r["comm_alone_ms"] / 1e3) / 1e9
 
     worst = max(over, key=lambda r: r["alone_over_gloo"])
-    return (f"{len(over)} cell(s) over +30%: all {worst['workers']} workers together moved "
-            f"{min(map(rate, over)):.1f}..{max(map(rate, over)):.1f} Gbit/s through this "
-            f"machine's {os.cpu_count()} cores (slowest: {_cell_name(worst)} at "
-            f"{worst['alone_over_gloo']:.2f}x); where that is the limit, it is the host's, "
-            "not the link's")
+    n, cores = worst["workers"], os.cpu_count() or 1
+    why = (f"{n} worker processes share this machine's {cores} cores, so a hop also waits "
+           "for the receiver to be scheduled and every byte is copied by the same cores; "
+           "α and β, measured with the other workers idle or sending one message each, do "
+           "not include that" if n > cores else
+           "the workers' CPU time per message is not part of α and β")
+    return (f"{len(over)} cell(s) over +30% (worst: {_cell_name(worst)}, "
+            f"{worst['alone_over_gloo']:.2f}x); together the {n} workers moved "
+            f"{min(map(rate, over)):.1f}..{max(map(rate, over)):.1f} Gbit/s: {why}")
 
 
 def _cell_name(r: dict) -> str:
