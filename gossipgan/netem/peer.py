@@ -90,7 +90,7 @@ def _time_gossipgan(topology: Topology, x: torch.Tensor, delay_s: float) -> floa
     return _slowest_mean((time.perf_counter() - t0) / STEPS)
 
 
-def compare(n_floats: int, cal: dict, spec: dict) -> list[dict]:
+def compare(n_floats: int, spec: dict) -> list[dict]:
     """One row per schedule: seconds per step for decent-dp and gossipgan, and their ratio."""
     n = dist.get_world_size()
     try:

@@ -2,13 +2,13 @@
 
     python -m gossipgan.netem.worker SPEC.json
 
-For one network condition, every worker: (1) takes part in measuring α and β on the link
-(ranks 0 and 1 ping-pong with gloo send/recv; the others wait); (2) trains each cell of the
-grid with the training loop's build_run, optimizer step and Evaluator over DistComm, which log
-wall, communication and bytes per iteration and cls_fid; (3) times the cell's communication alone,
-back to back with no compute, on a tensor of the model's size; (4) optionally times decent-dp's
-neighbour exchange against DistComm on the same schedule (peer.py). Rank 0 writes
-`result.json` beside the spec.
+For one network condition, every worker: (1) optionally times decent-dp's neighbour exchange
+against DistComm on the same schedule (peer.py); (2) trains each cell of the grid with the
+training loop's build_run, optimizer step and Evaluator over DistComm, which log wall,
+communication and bytes per iteration and cls_fid; (3) times the cell's communication alone,
+back to back with no compute, on a tensor of the model's size; (4) measures α and β on the
+link (a tiny ping-pong between ranks 0 and 1; every pair exchanging the model's message).
+Rank 0 writes `result.json` beside the spec.
 """
 
 from __future__ import annotations
@@ -130,15 +130,15 @@ def cell_config(spec: dict, cell: dict) -> Config:
     return cfg
 
 
-def time_comm(cfg: Config, n_floats: int, predicted_s: float) -> dict:
+def time_comm(cfg: Config, n_floats: int) -> dict:
     """The cell's per-iteration communication alone: back to back, no compute, same bytes.
 
-    The count is fixed from the prediction so every rank runs the same collectives; the
-    result is the slowest rank's mean (an iteration waits for its slowest neighbour)."""
+    The count comes from rank 0's first (untimed) call, so every rank runs the same
+    collectives; the result is the slowest rank's mean (an iteration waits for its slowest
+    neighbour)."""
     comm = DistComm(build_topology(cfg), delay_s=cfg.run.delay_ms / 1000)
     cls = optimizer_class(cfg.optim.algo)
     phases = 2 if issubclass(cls, DExtraGrad) else 1
-    reps = int(min(30, max(3, ISO_SECONDS / max(predicted_s, 1e-4))))
     x = torch.zeros(1, n_floats)
 
     def one(step: int) -> None:
@@ -148,7 +148,11 @@ def time_comm(cfg: Config, n_floats: int, predicted_s: float) -> dict:
             else:
                 comm.mix([x], cfg.optim.rounds, step * phases + phase)
 
+    t0 = time.perf_counter()
     one(0)
+    first = [time.perf_counter() - t0]
+    dist.broadcast_object_list(first, src=0)
+    reps = int(min(30, max(3, ISO_SECONDS / max(first[0], 1e-4))))
     dist.barrier()
     t0 = time.perf_counter()
     for step in range(1, reps + 1):
@@ -192,26 +196,28 @@ def train_cell(cfg: Config, run_dir: Path) -> tuple[list[dict], float | None]:
     return (metrics.rows if metrics else []), run.topology.rho()
 
 
-def run_cell(spec: dict, cell: dict, cal: dict, out: Path) -> dict:
+def run_cell(spec: dict, cell: dict, out: Path) -> dict:
     cfg = cell_config(spec, cell)
     start = time.perf_counter()
     rows, rho = train_cell(cfg, out / cell["name"])
     elapsed = time.perf_counter() - start
-    cls = optimizer_class(cfg.optim.algo)
-    topology = build_topology(cfg)
-    n_floats = cal["n_floats"]
-    model = alphabeta.AlphaBeta(cal["alpha_s"], cal["beta_Bps"], cal["app_delay_s"])
-    phases = 2 if issubclass(cls, DExtraGrad) else 1
-    kwargs = dict(centralized=cls.centralized, rounds=cfg.optim.rounds, nbytes=4 * n_floats,
-                  phases=phases)
-    predicted = {p: alphabeta.predict(model, topology, protocol=p, **kwargs)
-                 for p in alphabeta.PROTOCOLS}
-    iso = time_comm(cfg, n_floats, predicted["gloo"])
-    row = {**cell, "pred_textbook_s": predicted["textbook"], "pred_gloo_s": predicted["gloo"],
-           **iso, "cell_seconds": elapsed, "rho": rho, "run_dir": str(out / cell["name"])}
+    iso = time_comm(cfg, spec["n_floats"])
+    row = {**cell, **iso, "cell_seconds": elapsed, "rho": rho,
+           "run_dir": str(out / cell["name"])}
     if dist.get_rank() == 0:
         row["metrics"] = rows
     return row
+
+
+def add_predictions(spec: dict, row: dict, cal: dict) -> None:
+    """The α–β model's communication time per iteration for the row's cell."""
+    cfg = cell_config(spec, row)
+    cls = optimizer_class(cfg.optim.algo)
+    model = alphabeta.AlphaBeta(cal["alpha_s"], cal["beta_Bps"], cal["app_delay_s"])
+    kwargs = dict(centralized=cls.centralized, rounds=cfg.optim.rounds,
+                  nbytes=4 * spec["n_floats"], phases=2 if issubclass(cls, DExtraGrad) else 1)
+    for p in alphabeta.PROTOCOLS:
+        row[f"pred_{p}_s"] = alphabeta.predict(model, build_topology(cfg), protocol=p, **kwargs)
 
 
 def _wait_go(out: Path, index: int) -> dict:
@@ -231,22 +237,28 @@ def _wait_go(out: Path, index: int) -> dict:
 
 
 def run_condition(spec: dict, out: Path) -> dict:
-    """Calibrate, every cell, and the peer comparison, for the condition in `spec`."""
+    """The peer comparison, every cell, then α and β, for the condition in `spec`.
+
+    α and β come last, on the connections the cells have warmed: a fresh TCP connection's
+    windows grow only with traffic, and over 40 ms of round trip a cold one took twice as long
+    per 348 kB message as the cells' warm ones (BENCHMARKS.md, "Network conditions")."""
     rank = dist.get_rank()
     n_floats = spec["n_floats"]
-    cal = calibrate(spec, 4 * n_floats)
-    cal["n_floats"] = n_floats
     peer_rows = []
     if spec.get("peer"):  # first: the training cells' traffic would age only our connections
         from gossipgan.netem.peer import compare
 
-        peer_rows = compare(n_floats, cal, spec)
+        peer_rows = compare(n_floats, spec)
     rows = []
     for cell in spec["cells"]:
-        rows.append(run_cell(spec, cell, cal, out))
+        rows.append(run_cell(spec, cell, out))
         if rank == 0:
             log.info("%s: cell %s done in %.1f s", spec["label"], cell["name"],
                      rows[-1]["cell_seconds"])
+    cal = calibrate(spec, 4 * n_floats)
+    cal["n_floats"] = n_floats
+    for row in rows:
+        add_predictions(spec, row, cal)
     return {"calibration": cal, "cells": rows, "peer": peer_rows}
 
 
