@@ -103,6 +103,9 @@ class DistComm(Communicator):
         self.traffic = Traffic()
         self.delay_s = delay_s  # application-level per-hop latency, for benchmarks without root
         self.device = local_device(dist.get_backend())
+        # Receive buffers are reused across rounds: a fresh 348 kB buffer per neighbour per
+        # round is a new mapping whose pages fault in on every receive (see _receive_buffers).
+        self._recv: dict[tuple, list[Tensor]] = {}
 
     @property
     def workers(self) -> list[int]:
@@ -142,7 +145,7 @@ class DistComm(Communicator):
         me = self.rank
         ins = self.topology.in_neighbors(me, round_index)
         outs = self.topology.out_neighbors(me, round_index)
-        recv = [torch.empty_like(flat) for _ in ins]
+        recv = self._receive_buffers(flat, len(ins))
         # Receives are posted before sends: a gloo send waits for the peer's "ready to
         # receive" notice. Measured over emulated links (BENCHMARKS.md, "Network conditions"),
         # a 348 kB exchange each way between pairs of 8 workers at 100 Mbit/s took 62-66 ms
@@ -158,6 +161,15 @@ class DistComm(Communicator):
         for buf, (_, w) in zip(recv, ins, strict=True):
             out.add_(buf, alpha=w)
         return out
+
+    def _receive_buffers(self, like: Tensor, count: int) -> list[Tensor]:
+        """`count` buffers shaped like `like`, kept for the next round: they are read only
+        inside _exchange, whose result is a new tensor."""
+        key = (like.numel(), like.dtype, like.device)
+        bufs = self._recv.setdefault(key, [])
+        while len(bufs) < count:
+            bufs.append(torch.empty_like(like))
+        return bufs[:count]
 
     def _mix(self, tensors: list[Tensor], rounds: int, step: int) -> list[Tensor]:
         flat = self._flatten(tensors)
