@@ -181,21 +181,23 @@ def _env() -> dict:
     return env
 
 
-def _launch(grid: Grid, network: net.Network | None, spec_path: Path, log_file
+def _launch(grid: Grid, network: net.Network | None, spec_path: Path, index: int, log_file
             ) -> list[subprocess.Popen]:
-    """Root: one torchrun agent per worker namespace, gloo bound to the namespace's eth0.
-    Fallback: one torchrun on loopback (the delay is DistComm's, per hop)."""
-    module = ["-m", "gossipgan.netem.worker", str(spec_path)]
+    """Workers for condition `index`. Root: one torchrun agent per worker namespace, gloo
+    bound to the namespace's eth0. Fallback: one torchrun on loopback (the delay is
+    DistComm's, per hop). Each condition gets its own port: the last one's may linger."""
+    module = ["-m", "gossipgan.netem.worker", str(spec_path), str(index)]
+    port = str(BASE_PORT + index)
     run = [sys.executable, "-m", "torch.distributed.run"]
     if network is None:
         argv = [*run, "--nnodes", "1", "--nproc-per-node", str(grid.workers), "--master-addr",
-                "127.0.0.1", "--master-port", str(BASE_PORT), *module]
+                "127.0.0.1", "--master-port", port, *module]
         return [subprocess.Popen(argv, env=_env(), stdout=log_file, stderr=subprocess.STDOUT,
                                  start_new_session=True)]
     n, env = network.n_workers, {**_env(), "GLOO_SOCKET_IFNAME": "eth0"}
     return [network.popen(i, [*run, "--nnodes", str(n), "--nproc-per-node", "1", "--node-rank",
                               str(i), "--master-addr", net.worker_addr(0), "--master-port",
-                              str(BASE_PORT), *module], env=env, stdout=log_file,
+                              port, *module], env=env, stdout=log_file,
                           stderr=subprocess.STDOUT)
             for i in range(n)]
 
@@ -212,10 +214,11 @@ def result_path(out: Path, label: str) -> Path:
 def run_grid(grid: Grid, out: Path, on_result=None) -> list[dict]:
     """Every condition of the grid; `on_result(result)` after each (for incremental output).
 
-    The workers start once and run every condition: before each, the driver shapes the
-    network and writes `go-<i>`, which worker 0 waits for; after it, worker 0 writes the
-    condition's result.json. Conditions go from the highest rate down, so the MTU (set per
-    rate, net.mtu_for) only ever shrinks under the open connections, which TCP follows."""
+    Each condition gets fresh workers, hence fresh connections: with one set of workers for
+    the whole grid, TCP state carried over from earlier conditions (another MTU, another
+    latency) made 100 Mbit/s, 5 ms cells up to 1.4x slower than the same condition run alone
+    (BENCHMARKS.md, "Network conditions"). The driver shapes the network, writes `go-<i>`
+    (worker 0 waits for it), starts the workers and waits for result.json and their exit."""
     grid.validate()
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
@@ -247,10 +250,10 @@ def run_grid(grid: Grid, out: Path, on_result=None) -> list[dict]:
                 network.shape(cond["rate_bps"], cond["delay_s"], grid.shaper)
                 before = network.counters()
             (out / f"go-{i}").write_text(json.dumps(cond))
-            if i == 0:
-                procs += _launch(grid, network, spec_path, log_file)
+            procs[:] = _launch(grid, network, spec_path, i, log_file)
             path = result_path(out, cond["label"])
             _wait_for(path, procs, log_path)
+            _wait(procs, log_path, lambda: all(p.poll() == 0 for p in procs))
             result = json.loads(path.read_text())
             result.update(cond, emulation=grid.emulation, emulation_label=grid.label())
             if network is not None:
@@ -259,5 +262,4 @@ def run_grid(grid: Grid, out: Path, on_result=None) -> list[dict]:
             results.append(result)
             if on_result:
                 on_result(result)
-        _wait(procs, log_path, lambda: all(p.poll() == 0 for p in procs))
     return results

@@ -1,6 +1,6 @@
 """One emulated worker of the network benchmark, launched by torchrun in its namespace.
 
-    python -m gossipgan.netem.worker SPEC.json
+    python -m gossipgan.netem.worker SPEC.json CONDITION_INDEX
 
 For one network condition, every worker: (1) optionally times decent-dp's neighbour exchange
 against DistComm on the same schedule (peer.py); (2) trains each cell of the grid with the
@@ -262,22 +262,22 @@ def run_condition(spec: dict, out: Path) -> dict:
     return {"calibration": cal, "cells": rows, "peer": peer_rows}
 
 
-def main(spec_path: str) -> int:
+def main(spec_path: str, index: int) -> int:
+    """Run condition `index` of the spec (fresh workers per condition, see grid.run_grid)."""
     spec = json.loads(Path(spec_path).read_text())
     out = Path(spec["out"])
     torch.set_num_threads(1)
     init_process_group("gloo")
-    for index in range(len(spec["conditions"])):
-        condition = {**spec, **_wait_go(out, index)}
-        folder = out / "conditions" / condition["label"]
-        if dist.get_rank() == 0:
-            folder.mkdir(parents=True, exist_ok=True)
-        dist.barrier()
-        result = run_condition(condition, folder)
-        if dist.get_rank() == 0:
-            tmp = folder / "result.json.tmp"
-            tmp.write_text(json.dumps(result, indent=1))
-            tmp.rename(folder / "result.json")
+    condition = {**spec, **_wait_go(out, index)}
+    folder = out / "conditions" / condition["label"]
+    if dist.get_rank() == 0:
+        folder.mkdir(parents=True, exist_ok=True)
+    dist.barrier()
+    result = run_condition(condition, folder)
+    if dist.get_rank() == 0:
+        tmp = folder / "result.json.tmp"
+        tmp.write_text(json.dumps(result, indent=1))
+        tmp.rename(folder / "result.json")
     dist.barrier()
     dist.destroy_process_group()
     return 0
@@ -285,4 +285,4 @@ def main(spec_path: str) -> int:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1], int(sys.argv[2])))
