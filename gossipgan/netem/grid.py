@@ -74,7 +74,7 @@ class Grid:
 
     def conditions(self) -> list[tuple[float | None, float]]:
         """(bits per second or None = unshaped, one-way seconds): fastest rate first, then
-        increasing latency (see run_grid for why the order matters)."""
+        increasing latency (each condition runs on fresh workers, see run_grid)."""
         delays = sorted({parse_delay(d) for d in self.latencies})
         if self.emulation == "app-delay":
             return [(None, d) for d in delays]
