@@ -260,3 +260,16 @@ def test_two_worker_namespace_benchmark(tmp_path, capsys):
     assert float(row["bytes_per_iter"]) == pytest.approx(float(row["message_bytes"]), rel=0.01)
     assert (tmp_path / "plots" / "iteration_vs_latency.png").is_file()
     assert set(net.list_namespaces()) - before == set()
+
+
+def test_app_delay_fallback_end_to_end(tmp_path, capsys):
+    """The no-root fallback: real workers on loopback, DistComm's per-hop delay, labelled."""
+    code = cli_main(["bench", "network", "--app-delay", "--workers", "2", "--iters", "3",
+                     "--algos", "dposg", "--topologies", "ring", "--rounds", "1",
+                     "--latency", "5ms", "--no-peer", "--out", str(tmp_path)])
+    assert code == 0, capsys.readouterr().err
+    with (tmp_path / "results.csv").open() as f:
+        (row,) = list(csv.DictReader(f))
+    assert "FALLBACK" in row["emulation_note"] and row["bandwidth"] == "loopback"
+    assert float(row["comm_alone_ms"]) >= 5.0, row  # one 5 ms hop per gossip round
+    assert float(row["alpha_ms"]) >= 5.0, row
