@@ -220,9 +220,8 @@ def _host_bound(over: list[dict]) -> str:
     why = (f"{n} worker processes share this machine's {cores} cores, so a hop also waits "
            "for the receiver to be scheduled and every byte is copied by the same cores; "
            "α and β, measured with each worker sending one message, do not include that"
-           if busy else "too little for the host to be the limit; the transport's state "
-           "(TCP windows on connections that carried other conditions' traffic) is the "
-           "likely cause, see BENCHMARKS.md")
+           if busy else "too little for the host to be the limit; single cells like this "
+           "move from run to run with TCP's behaviour on the emulated link, see BENCHMARKS.md")
     return (f"{len(over)} cell(s) over +30% (worst: {_cell_name(worst)}, "
             f"{worst['alone_over_gloo']:.2f}x); together the {n} workers moved "
             f"{min(map(rate, over)):.1f}..{max(map(rate, over)):.1f} Gbit/s: {why}")

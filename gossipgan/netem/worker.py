@@ -37,6 +37,7 @@ TINY_BYTES = 4
 CAL_REPS = 15
 BIG_REPS = 3
 EXCHANGE_REPS = 3
+WARM_SECONDS = 3.0  # of traffic on every cell's connections before the condition is timed
 EXCHANGE_SECONDS = 0.1  # of traffic per timed burst of exchanges (2..8 exchanges)
 ISO_SECONDS = 1.0
 GO_TIMEOUT_S = 600  # aim of the back-to-back communication timing per cell
@@ -236,6 +237,31 @@ def _wait_go(out: Path, index: int) -> dict:
     return found[0]
 
 
+def warm_up(spec: dict, seconds: float = WARM_SECONDS) -> None:
+    """Traffic on every connection the cells will use, before anything is timed.
+
+    Each condition starts fresh workers (grid.run_grid), and a fresh TCP connection's windows
+    grow only with traffic: over a 40 ms round trip a cold one took 63 ms per 348 kB exchange
+    where a warm one took 46 ms. A long training run's connections are warm."""
+    comms = []
+    for cell in spec["cells"]:
+        cfg = cell_config(spec, cell)
+        comm = DistComm(build_topology(cfg))
+        comms.append((comm, optimizer_class(cfg.optim.algo).centralized, comm.topology.period))
+    x = torch.zeros(1, spec["n_floats"])
+    deadline = [time.perf_counter() + seconds]
+    dist.broadcast_object_list(deadline, src=0)  # rank 0's clock decides for everyone
+    done = [False]
+    while not done[0]:
+        for comm, centralized, period in comms:
+            if centralized:
+                comm.mean([x])
+            else:
+                comm.mix([x], period, 0)
+        done = [time.perf_counter() > deadline[0]]
+        dist.broadcast_object_list(done, src=0)
+
+
 def run_condition(spec: dict, out: Path) -> dict:
     """The peer comparison, every cell, then α and β, for the condition in `spec`.
 
@@ -244,6 +270,7 @@ def run_condition(spec: dict, out: Path) -> dict:
     per 348 kB message as the cells' warm ones (BENCHMARKS.md, "Network conditions")."""
     rank = dist.get_rank()
     n_floats = spec["n_floats"]
+    warm_up(spec)
     peer_rows = []
     if spec.get("peer"):  # first: the training cells' traffic would age only our connections
         from gossipgan.netem.peer import compare
