@@ -18,6 +18,7 @@ import logging
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -131,12 +132,9 @@ def cell_config(spec: dict, cell: dict) -> Config:
     return cfg
 
 
-def time_comm(cfg: Config, n_floats: int) -> dict:
-    """The cell's per-iteration communication alone: back to back, no compute, same bytes.
-
-    The count comes from rank 0's first (untimed) call, so every rank runs the same
-    collectives; the result is the slowest rank's mean (an iteration waits for its slowest
-    neighbour)."""
+def cell_comm(cfg: Config, n_floats: int) -> Callable[[int], None]:
+    """One iteration's communication of the cell, on a tensor of the model's size: `step`
+    picks the rounds of a time-varying schedule, as the optimizer's step count does."""
     comm = DistComm(build_topology(cfg), delay_s=cfg.run.delay_ms / 1000)
     cls = optimizer_class(cfg.optim.algo)
     phases = 2 if issubclass(cls, DExtraGrad) else 1
@@ -149,6 +147,16 @@ def time_comm(cfg: Config, n_floats: int) -> dict:
             else:
                 comm.mix([x], cfg.optim.rounds, step * phases + phase)
 
+    return one
+
+
+def time_comm(cfg: Config, n_floats: int) -> dict:
+    """The cell's per-iteration communication alone: back to back, no compute, same bytes.
+
+    The count comes from rank 0's first (untimed) call, so every rank runs the same
+    collectives; the result is the slowest rank's mean (an iteration waits for its slowest
+    neighbour)."""
+    one = cell_comm(cfg, n_floats)
     t0 = time.perf_counter()
     one(0)
     first = [time.perf_counter() - t0]
@@ -243,21 +251,14 @@ def warm_up(spec: dict, seconds: float = WARM_SECONDS) -> None:
     Each condition starts fresh workers (grid.run_grid), and a fresh TCP connection's windows
     grow only with traffic: over a 40 ms round trip a cold one took 63 ms per 348 kB exchange
     where a warm one took 46 ms. A long training run's connections are warm."""
-    comms = []
-    for cell in spec["cells"]:
-        cfg = cell_config(spec, cell)
-        comm = DistComm(build_topology(cfg))
-        comms.append((comm, optimizer_class(cfg.optim.algo).centralized, comm.topology.period))
-    x = torch.zeros(1, spec["n_floats"])
+    cells = [cell_comm(cell_config(spec, cell), spec["n_floats"]) for cell in spec["cells"]]
     deadline = [time.perf_counter() + seconds]
     dist.broadcast_object_list(deadline, src=0)  # rank 0's clock decides for everyone
-    done = [False]
+    done, step = [False], 0
     while not done[0]:
-        for comm, centralized, period in comms:
-            if centralized:
-                comm.mean([x])
-            else:
-                comm.mix([x], period, 0)
+        for one in cells:
+            one(step)
+        step += 1
         done = [time.perf_counter() > deadline[0]]
         dist.broadcast_object_list(done, src=0)
 
