@@ -47,7 +47,7 @@ def _modules(game: GanGame, params: dict):
 
 
 def _reference_losses(loss: str, G, D, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    x, z, e = batch["x"], batch["z"], batch["e"]
+    x, z = batch["x"], batch["z"]
     fake = G(z)
     d_fake, d_real = D(fake), D(x)
     if loss == "nsgan":
@@ -56,7 +56,7 @@ def _reference_losses(loss: str, G, D, batch: dict) -> tuple[torch.Tensor, torch
         return bce(d_fake, ones), bce(d_real, ones) + bce(d_fake, zeros)
     if loss == "hinge":
         return -d_fake.mean(), torch.relu(1 - d_real).mean() + torch.relu(1 + d_fake).mean()
-    eps = e.view(-1, *([1] * (x.dim() - 1)))
+    eps = batch["e"].view(-1, *([1] * (x.dim() - 1)))
     mix = eps * x + (1 - eps) * fake
     (g,) = torch.autograd.grad(D(mix).sum(), mix, create_graph=True)
     penalty = ((g.flatten(1).norm(dim=1) - 1) ** 2).mean()

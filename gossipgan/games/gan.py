@@ -7,9 +7,10 @@
 
 The generator is the "min" player (parameters "G.*"), the discriminator the "max" player
 ("D.*"). The operator is computed with torch.func on `functional_call`, a pure function of
-one worker's parameters and batch (data x, latent z, interpolation e), so the simulator can
-vmap it over workers. `player_losses` gives the two losses themselves, from one forward, for
-the simulator's faster path (vmap the forward, plain autograd for the gradients). Each worker
+one worker's parameters and batch (data x, latent z and, for WGAN-GP only, interpolation
+weights e), so the simulator can vmap it over workers. `player_losses` gives the two losses
+themselves, from one forward, for the simulator's faster path (vmap the forward, plain
+autograd for the gradients). Each worker
 samples its minibatch with replacement from its own shard using only its generator: the
 generator's state is the whole data position of a run.
 """
@@ -69,9 +70,11 @@ class GanGame(Game):
 
     def _batch(self, idx: Tensor, generator: torch.Generator) -> Batch:
         n = len(idx)
-        return {"x": self.dataset.x[idx],
-                "z": torch.randn(n, self.latent_dim, generator=generator),
-                "e": torch.rand(n, generator=generator)}
+        batch = {"x": self.dataset.x[idx],
+                 "z": torch.randn(n, self.latent_dim, generator=generator)}
+        if self.loss == "wgan-gp":  # the penalty's interpolation weights; no other loss uses e
+            batch["e"] = torch.rand(n, generator=generator)
+        return batch
 
     def sample(self, worker: int, generator: torch.Generator, batch_size: int) -> Batch:
         s = self.shards[worker]
