@@ -10,9 +10,8 @@ The generator is the "min" player (parameters "G.*"), the discriminator the "max
 one worker's parameters and batch (data x, latent z and, for WGAN-GP only, interpolation
 weights e), so the simulator can vmap it over workers. `player_losses` gives the two losses
 themselves, from one forward, for the simulator's faster path (vmap the forward, plain
-autograd for the gradients). Each worker
-samples its minibatch with replacement from its own shard using only its generator: the
-generator's state is the whole data position of a run.
+autograd for the gradients). Each worker samples its minibatch with replacement from its own
+shard using only its generator: the generator's state is the whole data position of a run.
 """
 
 from __future__ import annotations
