@@ -71,7 +71,9 @@ class _WeightMajorLinear(TorchFunctionMode):
         if func is F.linear:
             x, weight, bias = _linear_args(*args, **kwargs)
             if x.dim() == 2:
-                out = weight @ x.mT if bias is None else weight @ x.mT + bias[:, None]
+                out = weight @ x.mT
+                if bias is not None:  # in place: the product is new, and its backward never
+                    out.add_(bias[:, None])  # reads it, so a second [out, B] buffer is waste
                 return out.mT
         return func(*args, **kwargs)
 
