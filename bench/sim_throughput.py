@@ -5,6 +5,8 @@ Operator (one "operator evaluation" = both players' gradients for ALL N workers)
     sim auto / vmap / loop   Workers.compute_grads() on a GanGame (draws the N batches too):
                              vmapped or looped forward of GanGame.player_losses, then one
                              torch.autograd.grad per player over the stacked parameters
+    sim vmap, plain          the same with F.linear as torch runs it under vmap (what the
+                             weight-major layout of workers._WeightMajorLinear replaces)
     func vmap / func loop    the path before it (and still the one for games without
                              player_losses): GanGame.operator, torch.func.grad of one worker's
                              losses, vmapped or looped over the workers (draws batches too)
@@ -29,6 +31,7 @@ shared machine inflates far less than wall time (shown too); 1 thread. From the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -42,6 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import vmap
 
+import gossipgan.workers as workers_module
 from gossipgan.comm import SimComm
 from gossipgan.data import load_dataset
 from gossipgan.games.gan import GanGame
@@ -98,6 +102,16 @@ def plain_grads(loss: str, g: nn.Module, d: nn.Module, batch: dict[str, Tensor]
     return grads_g + torch.autograd.grad(loss_d, list(d.parameters()))
 
 
+def plain_linear(fn: Callable[[], object]) -> object:
+    """fn() with the vmapped forward's F.linear left as it is (no weight-major layout)."""
+    mode = workers_module._WeightMajorLinear
+    workers_module._WeightMajorLinear = contextlib.nullcontext
+    try:
+        return fn()
+    finally:
+        workers_module._WeightMajorLinear = mode
+
+
 def module_pair(game: GanGame, params: dict[str, Tensor],
                 worker: int) -> tuple[nn.Module, nn.Module]:
     """A fresh G/D pair holding `worker`'s parameters (so every variant does the same sums)."""
@@ -134,6 +148,7 @@ def bench_operator(model: str, n: int, batch: int, repeats: int, loss: str = "ns
 
     fns: dict[str, Callable[[], object]] = {
         f"sim {mode}": sims[mode].compute_grads for mode in ("auto", "vmap", "loop")}
+    fns["sim vmap, plain"] = lambda: plain_linear(sims["vmap"].compute_grads)
     func_vmap = vmap(game.operator, in_dims=(0, 0), randomness="error")
     fns["func vmap"] = lambda: func_vmap(sims["vmap"].params, sims["vmap"].sample())
     fns["func loop"] = lambda: func_loop(game, sims["loop"])

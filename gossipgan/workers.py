@@ -50,6 +50,13 @@ def worker_seed(seed: int, worker: int) -> int:
     return (seed * 1_000_003 + worker * 7_919 + 17) % (2**63 - 1)
 
 
+try:  # private functorch API; without it every linear is weight-major (WGAN-GP 7 % slower)
+    from torch._C._functorch import is_gradtrackingtensor as _inside_grad_transform
+except ImportError:  # pragma: no cover - depends on the torch build
+    def _inside_grad_transform(t: Tensor) -> bool:
+        return False
+
+
 def _linear_args(input: Tensor, weight: Tensor, bias: Tensor | None = None
                  ) -> tuple[Tensor, Tensor, Tensor | None]:
     """F.linear's arguments, however they were passed."""
@@ -64,13 +71,19 @@ class _WeightMajorLinear(TorchFunctionMode):
     view, and laying N of them out densely (which the optimizers need) was a separate copy of
     every weight gradient: the MLP GAN step at N = 64 is 7-13 % faster this way
     (bench/sim_throughput.py). Only in the vmapped forward: for one worker it is slower.
+
+    Inside a torch.func.grad taken within the forward (WGAN-GP's penalty) F.linear stays
+    plain: the outer gradient then differentiates that inner backward's g @ w, which gives
+    the weight's contribution as the dense g^T u; in the weight-major form it comes out
+    transposed, and summing it with the dense first-order part is a strided pass (7 % of the
+    WGAN-GP step).
     """
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func is F.linear:
             x, weight, bias = _linear_args(*args, **kwargs)
-            if x.dim() == 2:
+            if x.dim() == 2 and not _inside_grad_transform(x):
                 out = weight @ x.mT
                 if bias is not None:  # in place: the product is new, and its backward never
                     out.add_(bias[:, None])  # reads it, so a second [out, B] buffer is waste

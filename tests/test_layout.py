@@ -88,3 +88,20 @@ def test_simulator_steps_fault_in_far_fewer_fresh_pages():
     # measured (3 runs each): 2,000-6,200 faults in these 25 steps tuned (the heap still
     # reaches new highs now and then), 24,000-33,000 with glibc's defaults
     assert tuned * 2 < default, (tuned, default)
+
+
+def test_grad_transforms_inside_the_forward_are_recognised():
+    """WGAN-GP's penalty takes a gradient inside the forward: there F.linear is left plain."""
+    from torch.func import grad
+
+    from gossipgan.workers import _inside_grad_transform
+
+    seen = {}
+
+    def critic(x, where):
+        seen[where] = _inside_grad_transform(x)
+        return x.square().sum()
+
+    vmap(lambda x: grad(critic)(x, "grad"))(torch.randn(2, 3))
+    vmap(lambda x: critic(x, "vmap"))(torch.randn(2, 3))
+    assert seen == {"grad": True, "vmap": False}
