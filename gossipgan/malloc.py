@@ -3,10 +3,11 @@
 glibc's malloc returns big freed blocks to the kernel (munmap, or trimming the top of the
 heap) and maps fresh pages for the next big allocation; each fresh 4 KiB page then costs a
 page fault when it is first written. The simulator allocates and frees tens of MB every step
-(N workers' gradients and activations): with glibc's defaults the MLP GAN step at N = 64
-takes about 2,500 page faults, 7-9 % of its time (bench/sim_throughput.py, BENCHMARKS.md).
-Raising the two thresholds keeps that memory for the next step instead. The process then holds
-on to its peak heap, which is what a training process reaches again every step anyway.
+(N workers' gradients and activations, the optimizer's and the gossip round's new tensors):
+with glibc's defaults an MLP GAN step at N = 64 takes about 1,000 page faults, and 200
+training iterations take 2-9 % longer (BENCHMARKS.md). Raising the two thresholds keeps that
+memory for the next step instead. The process then holds on to its peak heap, which a
+training process reaches again every step anyway.
 
 Only on glibc (Linux); elsewhere, or with GOSSIPGAN_KEEP_FREED_MEMORY=0, it does nothing.
 """
