@@ -67,3 +67,15 @@ def test_bench_runs_end_to_end_at_tiny_size(capsys):
     bench.print_goals({"operator": [dict(r, n=64)], "gossip": [g]})
     out = capsys.readouterr().out
     assert "MLP wgan-gp N=64" in out and "sparse round" in out
+
+
+def test_optimizer_step_bench_runs_at_tiny_size(capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "bench"))
+    spec = importlib.util.spec_from_file_location(
+        "optim_step", Path(__file__).parents[1] / "bench" / "optim_step.py")
+    optim_step = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(optim_step)
+    r = optim_step.bench_step("mlp", 4, repeats=1)
+    optim_step.print_step(r)
+    assert "fused step" in capsys.readouterr().out
+    assert optim_step.functional.FUSED_DEVICES == ("cpu", "cuda")  # restored after timing

@@ -91,7 +91,7 @@ def test_dpadam_one_worker_equals_torch_adam(dtype):
     p2, q2 = (t.detach().clone().requires_grad_(True) for t in (p1, q1))
     kw = dict(lr=0.07, betas=(0.5, 0.9), eps=1e-6)
     ours = DPAdam([p1, q1], comm=SimComm(topo.complete(1)), **kw)
-    ref = torch.optim.Adam([p2, q2], **kw)
+    ref = torch.optim.Adam([p2, q2], fused=True, **kw)  # DPAdam runs the fused kernel
     for _ in range(30):
         for (p, q), opt in (((p1, q1), ours), ((p2, q2), ref)):
             p.grad = torch.sin(3 * p.detach()) + p.detach() ** 3
@@ -502,3 +502,31 @@ def test_every_method_converges_on_the_strongly_monotone_quadratic(name):
     assert end[2] < start[2] * 1e-3, (start, end)
     assert end[0] < start[0] * 1e-3
     assert end[1] < 1e-3  # consensus
+
+
+def test_fused_adam_kernel_agrees_with_torchs_default_kernel(monkeypatch):
+    """adam_updates runs torch's fused kernel on CPU; the maths is the default kernel's."""
+    import gossipgan.optim.functional as functional
+
+    gen = torch.Generator().manual_seed(0)
+    grads = [torch.randn(8, 5, 3, generator=gen), torch.randn(8, 4, generator=gen)]
+
+    def three_steps() -> list[torch.Tensor]:
+        m, v = [torch.zeros_like(g) for g in grads], [torch.zeros_like(g) for g in grads]
+        steps = [torch.zeros(()) for _ in grads]
+        out = []
+        for k in range(3):
+            out += functional.adam_updates([g * (k + 1) for g in grads], m, v, steps, lr=0.01,
+                                           betas=(0.5, 0.999), eps=1e-8)
+        return out + m + v
+
+    kernels = []
+    torch_adam = functional._torch_adam
+    monkeypatch.setattr(functional, "_torch_adam",
+                        lambda *a, **kw: kernels.append(kw["fused"]) or torch_adam(*a, **kw))
+    fused = three_steps()
+    monkeypatch.setattr(functional, "FUSED_DEVICES", ())
+    default = three_steps()
+    assert kernels == [True] * 3 + [None] * 3
+    for a, b in zip(fused, default, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-9)

@@ -122,7 +122,7 @@ class GossipOptimizer(Optimizer):
                     if "exp_avg" not in s:
                         s["exp_avg"] = torch.zeros_like(g)
                         s["exp_avg_sq"] = torch.zeros_like(g)
-                        s["adam_step"] = torch.zeros((), dtype=torch.float32)
+                        s["adam_step"] = torch.zeros((), dtype=torch.float32, device=g.device)
                 us = adam_updates(
                     gs, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
                     [s["adam_step"] for s in states],
@@ -172,9 +172,8 @@ class GossipOptimizer(Optimizer):
                 # that: view_as makes a new tensor object); state buffers are never aliased.
                 shared = xh.untyped_storage().data_ptr() == xi.untyped_storage().data_ptr()
                 s["x_hat"] = xh.clone() if shared else xh
-        new_params = torch._foreach_add(x_hat, updates)
-        for p, v in zip(params, new_params, strict=True):
-            p.copy_(v)
+        for p, xh, u in zip(params, x_hat, updates, strict=True):
+            torch.add(xh, u, out=p)  # straight into p: no temporary to copy from
         for s in states:
             s["iteration"] = k + 1
         return loss
