@@ -39,6 +39,7 @@ test: venv
 # declares torch, which must not be re-resolved, hence --no-deps (it needs numpy and loguru).
 bench: venv
 	$(BIN)/python bench/sim_throughput.py
+	$(BIN)/python bench/optim_step.py
 
 bench-network: venv
 	$(BIN)/pip install -q --no-deps 'decent-dp==0.2.3' 'loguru>=0.7' || echo "decent-dp unavailable: the peer rows will say so"
