@@ -34,14 +34,13 @@ log = logging.getLogger(__name__)
 
 VECTORIZE = ("auto", "vmap", "loop")
 # The vmap-or-loop rule (BENCHMARKS.md; CPU time, 1 thread, batch 64, N = 16 and 64). vmap
-# turns each worker's matmuls into one batched matmul: the MLP GAN gains 3.7x at 19k
-# parameters per worker, 1.3-1.4x at 273k, 1.04-1.08x at 606k and breaks even at 1.07M. It
-# turns convolutions into grouped convolutions, slow on CPU: the digits DCGAN gains 3.2x at
-# 4k parameters in conv kernels, 1.06-1.26x at 67k, and loses from 149k (0.78-0.87x).
-# Rechecked on the player_losses path (N = 16): MLP 1.86x at 71k, 1.24x at 273k, 1.08x at
-# 606k (0.85x at N = 64), 1.0x at 1.07M-2.4M; DCGAN 1.44x at 17k conv, 1.0x at 67k, 0.76x
-# at 149k. Same crossovers, so the same rule serves both paths.
-VMAP_MAX_PARAMS = 600_000
+# turns each worker's matmuls into one batched matmul; it turns convolutions into grouped
+# convolutions, slow on CPU. Measured on the current path (player_losses, weight-major
+# linears, kept malloc), loop time / vmap time: MLP NS-GAN 1.16-1.19 at 273k parameters per
+# worker, 0.95 at 373k, 0.90-0.94 at 477k, 0.83-0.92 at 606k, 0.70-0.88 from 1.07M; MLP
+# WGAN-GP 1.16-1.24 at 273k, 1.02-1.10 at 373k. The digits DCGAN (player_losses path, N = 16):
+# 1.44 at 17k conv parameters, 1.0 at 67k, 0.76 at 149k.
+VMAP_MAX_PARAMS = 400_000
 VMAP_MAX_CONV_PARAMS = 100_000
 
 

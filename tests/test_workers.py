@@ -159,3 +159,21 @@ def test_games_without_player_losses_say_so():
     with pytest.raises(NotImplementedError, match="Bilinear has no player_losses"):
         Bilinear().player_losses({}, {})
 
+
+
+@pytest.mark.parametrize("model,width,n,picks", [
+    ("mlp", 16, 3, "vmap"),      # small: one batched matmul per layer wins
+    ("mlp", 256, 3, "vmap"),     # 273k parameters per worker
+    ("mlp", 384, 3, "loop"),     # 606k: over VMAP_MAX_PARAMS
+    ("dcgan", 8, 3, "vmap"),     # 4k parameters in conv kernels
+    ("dcgan", 64, 3, "loop"),    # 264k in conv kernels: grouped convolutions are slow on CPU
+    ("mlp", 16, 1, "loop"),      # one worker: nothing to map over
+])
+def test_auto_picks_vmap_or_loop_by_the_size_rule(model, width, n, picks):
+    data = load_dataset("ring8", num_samples=300, seed=0) if model == "mlp" else \
+        load_dataset("digits", seed=0)
+    game = GanGame(data, n, model=model, latent_dim=4, width=width, batch_size=4)
+    sim = Workers(game, list(range(n)), 0, 4)
+    assert sim.vectorize == "auto"
+    sim.compute_grads()
+    assert sim.vectorize == picks
