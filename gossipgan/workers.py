@@ -68,7 +68,7 @@ class _WeightMajorLinear(TorchFunctionMode):
     The same sums, but autograd then forms the weight gradient as g^T x, in w's own [out, in]
     layout. Under vmap the plain form gives each worker's weight gradient as a transposed
     view, and laying N of them out densely (which the optimizers need) was a separate copy of
-    every weight gradient: the MLP GAN step at N = 64 is 7-13 % faster this way
+    every weight gradient: the MLP GAN step at N = 64 is 8-15 % faster this way
     (bench/sim_throughput.py). Only in the vmapped forward: for one worker it is slower.
 
     Inside a torch.func.grad taken within the forward (WGAN-GP's penalty) F.linear stays
