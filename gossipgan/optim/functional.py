@@ -36,7 +36,8 @@ def adam_updates(
 
     On CPU and CUDA it runs torch's fused kernel (torch.optim.Adam(fused=True)): one pass over
     memory instead of about seven. The simulator's stacked moments are large (4.5M floats per
-    tensor set for 64 MLP GANs), and there that is 2.3x faster (BENCHMARKS.md).
+    tensor set for 64 MLP GANs): a whole DPOAdam step there is 1.5-1.6x faster
+    (bench/optim_step.py).
     """
     updates = [torch.zeros_like(g) for g in grads]
     # the kernel wants each step count on its tensor's device (a checkpoint may hold them on CPU)
