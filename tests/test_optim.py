@@ -530,3 +530,21 @@ def test_fused_adam_kernel_agrees_with_torchs_default_kernel(monkeypatch):
     assert kernels == [True] * 3 + [None] * 3
     for a, b in zip(fused, default, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("algo", sorted(ALGORITHMS))
+def test_comm_phases_says_how_often_a_step_communicates(algo):
+    """The network benchmark predicts traffic from `comm_phases`: it must match a real step."""
+    cls = optimizer_class(algo)
+    comm = SimComm(topo.ring(4))
+    p = torch.randn(4, 3, dtype=F64).requires_grad_(True)
+    opt = cls([p], comm=comm, lr=0.01)
+
+    def closure():
+        p.grad = p.detach().clone()
+
+    for _ in range(3):  # past the first step, which optimistic methods treat specially
+        opt.step(closure)
+    before = comm.traffic.gossip_rounds + comm.traffic.allreduces
+    opt.step(closure)
+    assert comm.traffic.gossip_rounds + comm.traffic.allreduces - before == cls.comm_phases

@@ -26,7 +26,7 @@ import torch.distributed as dist
 
 from gossipgan.comm.dist import DistComm, init_process_group
 from gossipgan.netem import alphabeta
-from gossipgan.optim import DExtraGrad, optimizer_class
+from gossipgan.optim import optimizer_class
 from gossipgan.train.config import Config
 from gossipgan.train.evaluate import Evaluator
 from gossipgan.train.loop import build_run, build_topology
@@ -137,7 +137,7 @@ def cell_comm(cfg: Config, n_floats: int) -> Callable[[int], None]:
     picks the rounds of a time-varying schedule, as the optimizer's step count does."""
     comm = DistComm(build_topology(cfg), delay_s=cfg.run.delay_ms / 1000)
     cls = optimizer_class(cfg.optim.algo)
-    phases = 2 if issubclass(cls, DExtraGrad) else 1
+    phases = cls.comm_phases
     x = torch.zeros(1, n_floats)
 
     def one(step: int) -> None:
@@ -224,7 +224,7 @@ def add_predictions(spec: dict, row: dict, cal: dict) -> None:
     cls = optimizer_class(cfg.optim.algo)
     model = alphabeta.AlphaBeta(cal["alpha_s"], cal["beta_Bps"], cal["app_delay_s"])
     kwargs = dict(centralized=cls.centralized, rounds=cfg.optim.rounds,
-                  nbytes=4 * spec["n_floats"], phases=2 if issubclass(cls, DExtraGrad) else 1)
+                  nbytes=4 * spec["n_floats"], phases=cls.comm_phases)
     for p in alphabeta.PROTOCOLS:
         row[f"pred_{p}_s"] = alphabeta.predict(model, build_topology(cfg), protocol=p, **kwargs)
 

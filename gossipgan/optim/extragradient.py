@@ -20,6 +20,7 @@ class DExtraGrad(GossipOptimizer):
     direction = "sgd"
     optimistic = False
     centralized = False
+    comm_phases = 2
 
     @torch.no_grad()
     def step(self, closure: Callable[[], object] | None = None):

@@ -53,6 +53,7 @@ class GossipOptimizer(Optimizer):
     direction: str = "sgd"
     optimistic: bool = True
     centralized: bool = False
+    comm_phases: int = 1  # communication phases per step (extragradient: 2)
 
     def __init__(
         self,
