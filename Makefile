@@ -40,6 +40,7 @@ test: venv
 bench: venv
 	$(BIN)/python bench/sim_throughput.py
 	$(BIN)/python bench/optim_step.py
+	$(BIN)/python bench/vmap_rule.py
 
 bench-network: venv
 	$(BIN)/pip install -q --no-deps 'decent-dp==0.2.3' 'loguru>=0.7' || echo "decent-dp unavailable: the peer rows will say so"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable
+from unittest import mock
 
 import torch
 from sim_throughput import stacked_params, time_interleaved
@@ -29,12 +30,8 @@ from gossipgan.topology import ring
 
 def default_adam(fn: Callable[[], object]) -> object:
     """fn() with torch's default Adam kernel instead of the fused one."""
-    devices = functional.FUSED_DEVICES
-    functional.FUSED_DEVICES = ()
-    try:
+    with mock.patch.object(functional, "FUSED_DEVICES", ()):
         return fn()
-    finally:
-        functional.FUSED_DEVICES = devices
 
 
 def bench_step(model: str, n: int, repeats: int) -> dict:

@@ -7,6 +7,8 @@ Operator (one "operator evaluation" = both players' gradients for ALL N workers)
                              torch.autograd.grad per player over the stacked parameters
     sim vmap, plain          the same with F.linear as torch runs it under vmap (what the
                              weight-major layout of workers._WeightMajorLinear replaces)
+    sim vmap, wm inner       WGAN-GP only: weight-major inside the penalty's inner gradient
+                             too (where the simulator leaves F.linear plain)
     func vmap / func loop    the path before it (and still the one for games without
                              player_losses): GanGame.operator, torch.func.grad of one worker's
                              losses, vmapped or looped over the workers (draws batches too)
@@ -39,6 +41,7 @@ import statistics
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
+from unittest import mock
 
 import torch
 import torch.nn.functional as F
@@ -104,12 +107,14 @@ def plain_grads(loss: str, g: nn.Module, d: nn.Module, batch: dict[str, Tensor]
 
 def plain_linear(fn: Callable[[], object]) -> object:
     """fn() with the vmapped forward's F.linear left as it is (no weight-major layout)."""
-    mode = workers_module._WeightMajorLinear
-    workers_module._WeightMajorLinear = contextlib.nullcontext
-    try:
+    with mock.patch.object(workers_module, "_WeightMajorLinear", contextlib.nullcontext):
         return fn()
-    finally:
-        workers_module._WeightMajorLinear = mode
+
+
+def weight_major_everywhere(fn: Callable[[], object]) -> object:
+    """fn() with F.linear weight-major inside the WGAN-GP penalty's inner gradient too."""
+    with mock.patch.object(workers_module, "_inside_grad_transform", lambda t: False):
+        return fn()
 
 
 def module_pair(game: GanGame, params: dict[str, Tensor],
@@ -149,6 +154,8 @@ def bench_operator(model: str, n: int, batch: int, repeats: int, loss: str = "ns
     fns: dict[str, Callable[[], object]] = {
         f"sim {mode}": sims[mode].compute_grads for mode in ("auto", "vmap", "loop")}
     fns["sim vmap, plain"] = lambda: plain_linear(sims["vmap"].compute_grads)
+    if loss == "wgan-gp":
+        fns["sim vmap, wm inner"] = lambda: weight_major_everywhere(sims["vmap"].compute_grads)
     func_vmap = vmap(game.operator, in_dims=(0, 0), randomness="error")
     fns["func vmap"] = lambda: func_vmap(sims["vmap"].params, sims["vmap"].sample())
     fns["func loop"] = lambda: func_loop(game, sims["loop"])

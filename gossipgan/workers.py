@@ -33,13 +33,13 @@ from gossipgan.malloc import keep_freed_memory
 log = logging.getLogger(__name__)
 
 VECTORIZE = ("auto", "vmap", "loop")
-# The vmap-or-loop rule (BENCHMARKS.md; CPU time, 1 thread, batch 64, N = 16 and 64). vmap
-# turns each worker's matmuls into one batched matmul; it turns convolutions into grouped
-# convolutions, slow on CPU. Measured on the current path (player_losses, weight-major
-# linears, kept malloc), loop time / vmap time: MLP NS-GAN 1.16-1.19 at 273k parameters per
-# worker, 0.95 at 373k, 0.90-0.94 at 477k, 0.83-0.92 at 606k, 0.70-0.88 from 1.07M; MLP
-# WGAN-GP 1.16-1.24 at 273k, 1.02-1.10 at 373k. The digits DCGAN (player_losses path, N = 16):
-# 1.44 at 17k conv parameters, 1.0 at 67k, 0.76 at 149k.
+# The vmap-or-loop rule (bench/vmap_rule.py, BENCHMARKS.md; CPU time, 1 thread, batch 64,
+# N = 16 and 64). vmap turns each worker's matmuls into one batched matmul; it turns
+# convolutions into grouped convolutions, slow on CPU. Loop time / vmap time on the current
+# path: MLP NS-GAN 1.14-1.16 at 273k parameters per worker, 0.97-0.99 at 373k, 0.91 at 477k,
+# 0.82-0.94 at 606k, 0.70-0.91 from 1.07M; MLP WGAN-GP 1.20-1.24 at 273k, 1.06 at 373k. The
+# digits DCGAN (player_losses path, N = 16): 1.44 at 17k conv parameters, 1.0 at 67k, 0.76
+# at 149k.
 VMAP_MAX_PARAMS = 400_000
 VMAP_MAX_CONV_PARAMS = 100_000
 

@@ -60,7 +60,7 @@ def test_big_batch_yardstick_is_the_same_arithmetic_on_one_model():
 def test_bench_runs_end_to_end_at_tiny_size(capsys):
     r = bench.bench_operator("mlp", 2, 4, repeats=1, loss="wgan-gp")
     assert r["loss"] == "wgan-gp" and r["auto_picks"] == "vmap"
-    assert {"sim auto", "naive loop", "big batch"} <= set(r["seconds"])
+    assert {"sim auto", "naive loop", "big batch", "sim vmap, wm inner"} <= set(r["seconds"])
     g = bench.bench_gossip("mlp", "ring", 4, repeats=1)
     bench.print_operator(r)
     bench.print_gossip(g)
@@ -79,3 +79,13 @@ def test_optimizer_step_bench_runs_at_tiny_size(capsys, monkeypatch):
     optim_step.print_step(r)
     assert "fused step" in capsys.readouterr().out
     assert optim_step.functional.FUSED_DEVICES == ("cpu", "cuda")  # restored after timing
+
+
+def test_vmap_rule_bench_runs_at_tiny_size(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "bench"))
+    spec = importlib.util.spec_from_file_location(
+        "vmap_rule", Path(__file__).parents[1] / "bench" / "vmap_rule.py")
+    vmap_rule = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(vmap_rule)
+    per_worker, ratio = vmap_rule.loop_over_vmap("nsgan", 8, 2, repeats=1)
+    assert per_worker > 0 and ratio > 0
