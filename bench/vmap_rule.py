@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from datetime import datetime, timezone
 
 import torch
 from sim_throughput import LATENT, time_interleaved
@@ -40,7 +41,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, {os.cpu_count()} cores, 1 thread, {args.repeats} "
-          f"repeats, batch 64; the rule picks vmap up to {VMAP_MAX_PARAMS:,} params/worker")
+          f"repeats, batch 64, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, load average "
+          f"{os.getloadavg()[0]:.1f}; the rule picks vmap up to {VMAP_MAX_PARAMS:,} params/worker")
     print(f"{'loss':8s} {'width':>5s} {'params/worker':>14s} {'N=16':>6s} {'N=64':>6s} "
           "(loop time / vmap time)")
     for loss, widths in RUNS:
