@@ -23,8 +23,8 @@ from sim_throughput import stacked_params, time_interleaved
 
 import gossipgan.optim.functional as functional
 from gossipgan.comm import SimComm
-from gossipgan.malloc import keep_freed_memory
 from gossipgan.optim import DPOAdam
+from gossipgan.sim import keep_freed_memory
 from gossipgan.topology import ring
 
 
@@ -76,7 +76,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=64, help="N (default 64)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    keep_freed_memory()  # as a simulator's Workers does in training
+    keep_freed_memory()  # as the CLI does for a simulator run
     print(f"torch {torch.__version__}, {os.cpu_count()} cores, 1 thread, {args.repeats} repeats "
           f"(median CPU time), load average {os.getloadavg()[0]:.1f}")
     for model in ("mlp", "dcgan"):

@@ -6,7 +6,7 @@ Operator (one "operator evaluation" = both players' gradients for ALL N workers)
                              vmapped or looped forward of GanGame.player_losses, then one
                              torch.autograd.grad per player over the stacked parameters
     sim vmap, plain          the same with F.linear as torch runs it under vmap (what the
-                             weight-major layout of workers._WeightMajorLinear replaces)
+                             weight-major layout of sim.layout.WeightMajorLinear replaces)
     sim vmap, wm inner       WGAN-GP only: weight-major inside the penalty's inner gradient
                              too (where the simulator leaves F.linear plain)
     func vmap / func loop    the path before it (and still the one for games without
@@ -48,13 +48,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import vmap
 
-import gossipgan.workers as workers_module
+import gossipgan.sim.layout as layout_module
+import gossipgan.sim.workers as workers_module
 from gossipgan.comm import SimComm
 from gossipgan.data import load_dataset
 from gossipgan.games.gan import GanGame
 from gossipgan.models import build_models
+from gossipgan.sim import Workers, keep_freed_memory
 from gossipgan.topology import ring, torus
-from gossipgan.workers import Workers
 
 LATENT = 32  # GanGame's default latent_dim
 GP_WEIGHT = 10.0  # GanGame's default gp_weight
@@ -107,13 +108,13 @@ def plain_grads(loss: str, g: nn.Module, d: nn.Module, batch: dict[str, Tensor]
 
 def plain_linear(fn: Callable[[], object]) -> object:
     """fn() with the vmapped forward's F.linear left as it is (no weight-major layout)."""
-    with mock.patch.object(workers_module, "_WeightMajorLinear", contextlib.nullcontext):
+    with mock.patch.object(workers_module, "WeightMajorLinear", contextlib.nullcontext):
         return fn()
 
 
 def weight_major_everywhere(fn: Callable[[], object]) -> object:
     """fn() with F.linear weight-major inside the WGAN-GP penalty's inner gradient too."""
-    with mock.patch.object(workers_module, "_inside_grad_transform", lambda t: False):
+    with mock.patch.object(layout_module, "_inside_grad_transform", lambda t: False):
         return fn()
 
 
@@ -260,6 +261,7 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="also write all timings to this file")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    keep_freed_memory()  # as `gossipgan train` does for a simulator run
     repeats = args.repeats or (3 if args.quick else 5)
     sizes = (8, 64) if args.quick else (8, 64, 256)
     wall, cpu = time.perf_counter(), time.process_time()

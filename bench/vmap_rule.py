@@ -19,7 +19,8 @@ from sim_throughput import LATENT, time_interleaved
 
 from gossipgan.data import load_dataset
 from gossipgan.games.gan import GanGame
-from gossipgan.workers import VMAP_MAX_PARAMS, Workers
+from gossipgan.sim import keep_freed_memory
+from gossipgan.sim.workers import VMAP_MAX_PARAMS, Workers
 
 # (loss, MLP widths): WGAN-GP only near the crossover, its steps take twice as long
 RUNS = (("nsgan", (256, 300, 340, 384, 512, 768)), ("wgan-gp", (256, 300)))
@@ -40,6 +41,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5, help="timed repeats (default 5)")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    keep_freed_memory()  # as `gossipgan train` does for a simulator run
     print(f"torch {torch.__version__}, {os.cpu_count()} cores, 1 thread, {args.repeats} "
           f"repeats, batch 64, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, load average "
           f"{os.getloadavg()[0]:.1f}; the rule picks vmap up to {VMAP_MAX_PARAMS:,} params/worker")

@@ -12,10 +12,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from gossipgan.train.build import build_run  # noqa: E402
 from gossipgan.train.checkpoint import load_checkpoint  # noqa: E402
 from gossipgan.train.config import Config  # noqa: E402
-from gossipgan.train.evaluate import Evaluator  # noqa: E402
-from gossipgan.train.loop import build_run  # noqa: E402
 from gossipgan.train.samples import image_grid  # noqa: E402
 
 
@@ -24,7 +23,7 @@ def main(run_dir: Path, out: Path = Path("docs/default_samples.png")) -> None:
     run = build_run(Config.from_dict(state["config"]))
     run.workers.load_state_dict(state["workers"])
     run.optimizer.load_state_dict(state["optimizer"])
-    fake = run.game.generate(Evaluator(run, None).x_bar(), 64, torch.Generator().manual_seed(0))
+    fake = run.game.generate(run.evaluator.x_bar(), 64, torch.Generator().manual_seed(0))
     real = run.game.dataset.x[:64]
     fig, axes = plt.subplots(1, 2, figsize=(8, 4.3))
     for ax, images, title in ((axes[0], real, "real digits (8×8)"),

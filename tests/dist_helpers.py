@@ -55,9 +55,7 @@ CONFIGS["crash-reference"] = CRASH
 
 
 def make_config(name: str, backend: str) -> Config:
-    cfg = apply_overrides(Config(), CONFIGS[name])
-    cfg.run.backend = backend
-    return cfg
+    return apply_overrides(Config(), [*CONFIGS[name], f"run.backend={backend}"])
 
 
 def set_args(overrides: list[str]) -> list[str]:

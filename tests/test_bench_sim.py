@@ -11,7 +11,7 @@ import torch
 
 from gossipgan.data import load_dataset
 from gossipgan.games import GanGame
-from gossipgan.workers import Workers
+from gossipgan.sim import Workers
 
 torch.set_num_threads(1)
 

@@ -28,8 +28,8 @@ import pytest
 import torch
 
 from gossipgan.errors import ConfigError
-from gossipgan.games import build_game
 from gossipgan.train import train
+from gossipgan.train.build import build_game
 from gossipgan.train.checkpoint import load_checkpoint
 from gossipgan.train.store import CheckpointStore
 

@@ -13,9 +13,10 @@ import torch.nn.functional as F
 from gossipgan.data import load_dataset
 from gossipgan.games import GanGame
 from gossipgan.models import build_models
-from gossipgan.train.config import Config, apply_overrides
-from gossipgan.train.loop import build_run
-from gossipgan.workers import Workers
+from gossipgan.sim import Workers
+from gossipgan.train.build import build_run
+from gossipgan.train.config import Config
+from gossipgan.train.config_io import apply_overrides
 
 torch.set_num_threads(1)
 

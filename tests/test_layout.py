@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch.func import vmap
 
-from gossipgan.malloc import keep_freed_memory
-from gossipgan.workers import _WeightMajorLinear
+from gossipgan.sim import keep_freed_memory
+from gossipgan.sim.layout import WeightMajorLinear
 
 torch.set_num_threads(1)
 
@@ -29,7 +29,7 @@ torch.set_num_threads(1)
 def test_weight_major_linear_gives_f_linear_values(call):
     gen = torch.Generator().manual_seed(0)
     x, w, b = (torch.randn(s, generator=gen) for s in ((6, 5), (4, 5), (4,)))
-    with _WeightMajorLinear():
+    with WeightMajorLinear():
         got = call(x, w, b)
     torch.testing.assert_close(got, call(x, w, b), rtol=1e-6, atol=1e-6)
 
@@ -43,7 +43,7 @@ def test_weight_major_linear_gives_dense_weight_gradients_under_vmap():
     plain = vmap(F.linear)(x, w, b).square().sum()
     (g_plain,) = torch.autograd.grad(plain, w)
     assert not g_plain.is_contiguous()  # the transposed view this mode exists to avoid
-    with _WeightMajorLinear():
+    with WeightMajorLinear():
         out = vmap(F.linear)(x, w, b)
     (g,) = torch.autograd.grad(out.square().sum(), w)
     assert g.is_contiguous()
@@ -61,7 +61,8 @@ import resource, torch
 torch.set_num_threads(1)
 from gossipgan.data import load_dataset
 from gossipgan.games import GanGame
-from gossipgan.workers import Workers
+from gossipgan.sim import Workers, keep_freed_memory
+keep_freed_memory()  # an opt-in (GOSSIPGAN_KEEP_FREED_MEMORY=0 makes it a no-op)
 game = GanGame(load_dataset("ring8"), 64, model="mlp", batch_size=64)
 sim = Workers(game, list(range(64)), 0, 64, vectorize="vmap")
 for _ in range(5):
@@ -94,7 +95,7 @@ def test_grad_transforms_inside_the_forward_are_recognised():
     """WGAN-GP's penalty takes a gradient inside the forward: there F.linear is left plain."""
     from torch.func import grad
 
-    from gossipgan.workers import _inside_grad_transform
+    from gossipgan.sim.layout import _inside_grad_transform
 
     seen = {}
 

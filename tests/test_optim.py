@@ -23,7 +23,7 @@ from gossipgan.optim import (
     DPOAdam,
     optimizer_class,
 )
-from gossipgan.workers import Workers
+from gossipgan.sim import Workers
 
 torch.set_num_threads(1)
 F64 = torch.float64

@@ -13,7 +13,7 @@ import yaml
 
 from gossipgan.cli import main
 from gossipgan.optim import ALGORITHMS
-from gossipgan.train.config import load_config
+from gossipgan.train.config_io import load_config
 
 TINY = ["--game", "quadratic", "--workers", "4", "--dim", "3", "--batch", "4", "--iters", "20",
         "--no-progress", "--set", "run.log_every=5", "--set", "run.eval_every=10",

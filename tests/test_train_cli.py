@@ -19,11 +19,13 @@ import yaml
 from gossipgan.cli import build_parser, main
 from gossipgan.cli.common import config_from_args
 from gossipgan.errors import ConfigError
+from gossipgan.sim import Workers
 from gossipgan.train import loop
+from gossipgan.train.build import build_run
 from gossipgan.train.checkpoint import load_checkpoint
-from gossipgan.train.config import Config, apply_overrides, load_config
+from gossipgan.train.config import Config
+from gossipgan.train.config_io import apply_overrides, load_config
 from gossipgan.train.evaluate import Evaluator
-from gossipgan.workers import Workers
 
 torch.set_num_threads(1)
 
@@ -188,7 +190,7 @@ def test_argparse_errors_exit_2():
     ("game.width=8", "game.width", 8),
     ("optim.lr_g=0.5", "optim.lr_g", 0.5),
     ("data.root=/some/dir", "data.root", "/some/dir"),
-    ("topology.edges=123", "topology.edges", "123"),
+    ("data.root=123", "data.root", "123"),
 ])
 def test_set_coerces_to_the_field_type(item, path, value):
     cfg = apply_overrides(Config(), [item])
@@ -246,10 +248,10 @@ def _dominant_share(run) -> float:
 
 
 def test_iid_and_dirichlet_sharding_through_the_config(tmp_path, capsys, no_pictures):
-    iid = loop.build_run(parse_config(["train", *TINY]))
+    iid = build_run(parse_config(["train", *TINY]))
     skewed_argv = train_argv(tmp_path / "dir", "--shard", "dirichlet", "--alpha", "0.1",
                              "--batch", "4", "--iters", "3")
-    skewed = loop.build_run(parse_config(skewed_argv))
+    skewed = build_run(parse_config(skewed_argv))
     assert len({len(s) for s in iid.game.shards}) == 1
     assert len({len(s) for s in skewed.game.shards}) > 1
     assert _dominant_share(iid) < 0.2 < 0.5 < _dominant_share(skewed)

@@ -13,7 +13,7 @@ import torch
 from gossipgan.data import load_dataset
 from gossipgan.games import GanGame
 from gossipgan.games.base import Batch, Game, Params
-from gossipgan.workers import Workers
+from gossipgan.sim import Workers
 
 torch.set_num_threads(1)
 

@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     rank0 = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 logs
+    args.main_process = rank0
     level = logging.DEBUG if args.verbose else logging.INFO
     logging.basicConfig(level=level if rank0 else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

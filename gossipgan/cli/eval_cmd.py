@@ -57,19 +57,20 @@ def add_parser(sub) -> None:
 
 # ------------------------------------------------------------------------------------ eval
 
-def _load_run(run_dir: Path, checkpoint: str | None, device: str | None):
+def _load_checkpoint(run_dir: Path, checkpoint: str | None, device: str | None):
+    """The run's config (as a simulator run, on `device`), its checkpoint state and path."""
     from gossipgan.train.checkpoint import load_checkpoint
     from gossipgan.train.config import Config
-    from gossipgan.train.loop import build_run
 
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir} is not a directory; give a run directory written by "
                           "`gossipgan train --out DIR`")
     ckpt = Path(checkpoint) if checkpoint else run_dir / "checkpoint.pt"
     if not ckpt.is_file():
-        if not checkpoint and any(run_dir.glob("checkpoint-rank*.pt")):
-            raise ConfigError(f"{run_dir} holds per-rank checkpoints of a torch.distributed run; "
-                              "eval reads the single checkpoint.pt of a simulated run")
+        if not checkpoint and any(run_dir.glob("checkpoints/rank*-*.pt")):
+            raise ConfigError(f"{run_dir} holds per-rank checkpoints of a torch.distributed run "
+                              f"({run_dir / 'checkpoints'}); eval reads the single "
+                              "checkpoint.pt of a simulated run")
         raise ConfigError(f"no run in {run_dir}: no checkpoint at {ckpt} (train one with "
                           f"`gossipgan train --out {run_dir}`)")
     state = load_checkpoint(ckpt)
@@ -81,16 +82,16 @@ def _load_run(run_dir: Path, checkpoint: str | None, device: str | None):
     if cfg.game.name != "gan":
         raise ConfigError(f"{run_dir} solved the analytic game {cfg.game.name!r}: it generates "
                           "no samples, so it has no sample quality")
-    cfg.run.backend = "sim"
-    if device:
-        cfg.run.device = device
-    run = build_run(cfg)
+    cfg = cfg.with_values({"run.backend": "sim", **({"run.device": device} if device else {})})
+    return cfg, state, ckpt
+
+
+def _restore(run, state: dict, ckpt: Path) -> None:
     try:
         run.workers.load_state_dict(state["workers"])
         run.optimizer.load_state_dict(state["optimizer"])
-    except (AssertionError, KeyError, RuntimeError, TypeError, ValueError) as err:
+    except (KeyError, RuntimeError, TypeError, ValueError) as err:
         raise ConfigError(f"checkpoint {ckpt} does not fit its own config: {err}") from None
-    return run, state, ckpt
 
 
 def _train_classifier(cfg, run_dir: Path, epochs: int | None) -> Path:
@@ -115,34 +116,16 @@ def _train_classifier(cfg, run_dir: Path, epochs: int | None) -> Path:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from gossipgan.metrics import build_monitor
-    from gossipgan.train.evaluate import Evaluator
+    from gossipgan.train.build import open_run
     from gossipgan.train.outputs import write_json
 
     run_dir = Path(args.run_dir)
     if args.samples is not None and args.samples < 1:
         raise ConfigError(f"--samples must be a positive integer, got {args.samples}")
-    run, state, ckpt = _load_run(run_dir, args.checkpoint, args.device)
-    cfg = run.cfg
-    classifier = args.classifier
-    if args.train_classifier:
-        if run.game.dataset.kind != "image":
-            raise ConfigError(f"--train-classifier: {cfg.data.dataset!r} holds 2-D points, "
-                              "measured by hq_rate / modes_covered without a classifier")
-        classifier = _train_classifier(cfg, run_dir, args.epochs)
-    monitor = build_monitor(cfg, run.game, run_dir=run_dir, classifier=classifier, required=True)
-    n = args.samples or monitor.default_samples(training=False)
-    monitor.check_samples(n, "--samples")
-    x_bar = Evaluator(run, None).x_bar()
-    values = monitor.measure(x_bar, n)
-    if args.inception_weights:
-        from gossipgan.metrics import generate_samples, inception_metrics
-        from gossipgan.metrics.monitor import load_reference
-
-        if monitor.kind != "image":
-            raise ConfigError("--inception-weights applies to image datasets only")
-        fake = generate_samples(run.game, x_bar, n, monitor.seed)
-        values.update(inception_metrics(load_reference(cfg), fake, args.inception_weights))
+    cfg, state, ckpt = _load_checkpoint(run_dir, args.checkpoint, args.device)
+    with open_run(cfg) as run:
+        _restore(run, state, ckpt)
+        values, monitor, n = _measure(args, run, run_dir)
     result = {"run_dir": str(run_dir), "checkpoint": str(ckpt), "iteration": state["iteration"],
               "wall_s": state.get("clock", {}).get("train_s"), "algo": cfg.optim.algo,
               "samples": n, **monitor.info, "metrics": values}
@@ -159,6 +142,35 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _measure(args: argparse.Namespace, run, run_dir: Path):
+    """The quality metrics of the run's x_bar: (values, the monitor, samples drawn)."""
+    from gossipgan.metrics import build_monitor
+
+    cfg = run.cfg
+    classifier = args.classifier
+    if args.train_classifier:
+        if run.game.dataset.kind != "image":
+            raise ConfigError(f"--train-classifier: {cfg.data.dataset!r} holds 2-D points, "
+                              "measured by hq_rate / modes_covered without a classifier")
+        classifier = _train_classifier(cfg, run_dir, args.epochs)
+    monitor = build_monitor(run.game, cfg.run.seed, run_dir=run_dir,
+                            classifiers=(classifier, cfg.run.classifier), required=True)
+    n = args.samples or monitor.default_samples(training=False)
+    monitor.check_samples(n, "--samples")
+    x_bar = run.evaluator.x_bar()
+    values = monitor.measure(x_bar, n)
+    if args.inception_weights:
+        from gossipgan.metrics import generate_samples, inception_metrics
+        from gossipgan.metrics.monitor import reference_images
+
+        if monitor.kind != "image":
+            raise ConfigError("--inception-weights applies to image datasets only")
+        fake = generate_samples(run.game, x_bar, n, monitor.seed)
+        values.update(inception_metrics(reference_images(run.game.dataset), fake,
+                                        args.inception_weights))
+    return values, monitor, n
+
+
 # --------------------------------------------------------------------------------- compare
 
 def _last(rows: list[dict], key: str):
@@ -173,7 +185,7 @@ def _labels(dirs: list[Path]) -> list[str]:
 
 def run_compare(args: argparse.Namespace) -> int:
     from gossipgan.metrics import QUALITY_METRICS
-    from gossipgan.train.config import load_config
+    from gossipgan.train.config_io import load_config
     from gossipgan.train.outputs import read_metrics, write_json
     from gossipgan.train.plots import plot_comparison
 

@@ -11,29 +11,30 @@ import json
 from pathlib import Path
 
 from gossipgan.cli.common import add_run_options, config_from_args
+from gossipgan.cli.train_cmd import report_interrupted
 from gossipgan.errors import ConfigError
 from gossipgan.games.analytic import ANALYTIC_GAMES
 from gossipgan.optim import ALGORITHMS
+from gossipgan.sim import keep_freed_memory
 from gossipgan.train import Config, train
 from gossipgan.train.outputs import RUN_MARKERS
 from gossipgan.train.plots import plot_comparison
 
 SOLVE_FLAGS = {
-    "--game": ("game.name", str, "bilinear, quadratic or minty"),
-    "--dim": ("game.dim", int, "dimension of each player"),
-    "--heterogeneity": ("game.heterogeneity", float, "how much workers' shards differ (0 = IID)"),
-    "--noise": ("game.noise", float, "per-sample noise of the operator"),
+    "--game": ("game.name", str),
+    "--dim": ("game.dim", int),
+    "--heterogeneity": ("game.heterogeneity", float),
+    "--noise": ("game.noise", float),
 }
+
+# `solve`'s own defaults over the training defaults
+SOLVE_DEFAULTS = {"game.name": "bilinear", "optim.algo": "dposg", "optim.lr": 0.05,
+                  "run.batch": 8, "run.iters": 2000, "run.log_every": 20, "run.eval_every": 20,
+                  "run.eval_batch": 256, "run.checkpoint_every": 1000, "run.sample_every": 1000}
 
 
 def solve_defaults() -> Config:
-    cfg = Config()
-    cfg.game.name = "bilinear"
-    cfg.optim.algo, cfg.optim.lr = "dposg", 0.05
-    cfg.run.batch, cfg.run.iters = 8, 2000
-    cfg.run.log_every, cfg.run.eval_every, cfg.run.eval_batch = 20, 20, 256
-    cfg.run.checkpoint_every = cfg.run.sample_every = 1000
-    return cfg
+    return Config().with_values(SOLVE_DEFAULTS)
 
 
 def add_parser(sub) -> None:
@@ -41,15 +42,23 @@ def add_parser(sub) -> None:
                        description="Run decentralized min-max algorithms on an analytic game.")
     add_run_options(p, SOLVE_FLAGS)
     p.set_defaults(func=run)
+    for action in p._actions:  # --algo also takes "all" here
+        if action.dest == "optim__algo":
+            action.help = f"{action.help}; all: every algorithm into OUT/<algo>/"
 
 
 def run(args: argparse.Namespace) -> int:
+    every = args.optim__algo == "all"
+    if every:
+        args.optim__algo = None  # each algorithm's run sets its own below
     cfg = config_from_args(args, base=solve_defaults())
     if cfg.game.name not in ANALYTIC_GAMES:
         raise ConfigError(f"unknown game {cfg.game.name!r}; known: {', '.join(ANALYTIC_GAMES)} "
                           "(GANs: gossipgan train)")
     out = Path(args.out or f"runs/{cfg.game.name}-{cfg.optim.algo}")
-    algos = list(ALGORITHMS) if cfg.optim.algo == "all" else [cfg.optim.algo]
+    algos = list(ALGORITHMS) if every else [cfg.optim.algo]
+    if cfg.run.backend == "sim":
+        keep_freed_memory()  # this process is the simulator's: an opt-in (gossipgan.sim.malloc)
     if not (args.overwrite or args.resume):
         # Check OUT and every OUT/<algo> up front: `--algo all` would otherwise write some
         # algorithms' runs before refusing, and a single run would land inside an `all` run.
@@ -59,10 +68,12 @@ def run(args: argparse.Namespace) -> int:
                                   "it or --resume to continue it")
     results = {}
     for algo in algos:
-        cfg.optim.algo = algo
         target = out / algo if len(algos) > 1 else out
-        results[algo] = train(cfg, target, resume=args.resume, overwrite=args.overwrite,
-                              progress=not args.no_progress)
+        results[algo] = train(cfg.with_values({"optim.algo": algo}), target, resume=args.resume,
+                              overwrite=args.overwrite, progress=not args.no_progress)
+        if results[algo].get("interrupted"):
+            report_interrupted(results[algo])
+            return 0
     if len(algos) > 1:
         plot = plot_comparison({a: out / a for a in algos}, out / "comparison.png",
                                keys=("grad_op_norm_sq", "consensus", "dist_to_solution"))

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from gossipgan.errors import ConfigError
-from gossipgan.graphs import torus_shape
 from gossipgan.topology import TOPOLOGIES, Topology, build
+from gossipgan.topology.graphs import torus_shape
 
 log = logging.getLogger(__name__)
 
@@ -122,11 +122,8 @@ def plot(topology: Topology, path: str | Path) -> None:
     path = Path(path)
     if not path.parent.is_dir():
         raise ConfigError(f"--plot directory {str(path.parent)!r} does not exist")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import networkx as nx
+    from matplotlib.figure import Figure
 
     graph = nx.DiGraph() if topology.directed else nx.Graph()
     graph.add_nodes_from(range(topology.n_workers))
@@ -137,36 +134,34 @@ def plot(topology: Topology, path: str | Path) -> None:
     # draw them as arcs.
     long = {e for e in graph.edges if abs(complex(*pos[e[0]]) - complex(*pos[e[1]])) > 1.01}
     long = long if topology.name == "torus" else set()
-    fig, ax = plt.subplots(figsize=(6, 6))
-    try:
-        nx.draw_networkx_nodes(graph, pos, ax=ax, node_color="#9ecae1", node_size=300)
-        nx.draw_networkx_labels(graph, pos, ax=ax, font_size=8)
+    fig = Figure(figsize=(6, 6))
+    ax = fig.subplots()
+    nx.draw_networkx_nodes(graph, pos, ax=ax, node_color="#9ecae1", node_size=300)
+    nx.draw_networkx_labels(graph, pos, ax=ax, font_size=8)
+    nx.draw_networkx_edges(
+        graph,
+        pos,
+        ax=ax,
+        edgelist=[e for e in graph.edges if e not in long],
+        arrows=topology.directed,
+        node_size=300,
+    )
+    if long:
         nx.draw_networkx_edges(
             graph,
             pos,
             ax=ax,
-            edgelist=[e for e in graph.edges if e not in long],
-            arrows=topology.directed,
+            edgelist=sorted(long),
+            arrows=True,
+            arrowstyle="-",
+            connectionstyle="arc3,rad=0.25",
+            edge_color="#888888",
             node_size=300,
         )
-        if long:
-            nx.draw_networkx_edges(
-                graph,
-                pos,
-                ax=ax,
-                edgelist=sorted(long),
-                arrows=True,
-                arrowstyle="-",
-                connectionstyle="arc3,rad=0.25",
-                edge_color="#888888",
-                node_size=300,
-            )
-        ax.set_title(f"{topology.name}, N={topology.n_workers}, rho={topology.rho():.3g}")
-        ax.set_axis_off()
-        try:
-            fig.savefig(path, dpi=100)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot write --plot {str(path)!r}: {exc}") from None
-    finally:
-        plt.close(fig)
+    ax.set_title(f"{topology.name}, N={topology.n_workers}, rho={topology.rho():.3g}")
+    ax.set_axis_off()
+    try:
+        fig.savefig(path, dpi=100)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot write --plot {str(path)!r}: {exc}") from None
     log.info("wrote %s", path)

@@ -17,6 +17,8 @@ import abc
 import torch
 from torch import Tensor
 
+from gossipgan.data import Dataset
+
 Params = dict[str, Tensor]
 Batch = dict[str, Tensor]
 
@@ -25,6 +27,8 @@ class Game(abc.ABC):
     """A stochastic min-max game split over `n_workers` data shards."""
 
     n_workers: int
+    shard_size: float | None = None  # mean samples per worker's shard, for epochs (if any)
+    dataset: Dataset | None = None  # the real data a generating game learns (GANs)
 
     @abc.abstractmethod
     def init_params(self, seed: int) -> Params:
@@ -67,6 +71,20 @@ class Game(abc.ABC):
     def has_player_losses(self) -> bool:
         """Whether `player_losses` is overridden (the simulator's fast path applies)."""
         return type(self).player_losses is not Game.player_losses
+
+    def eval_operator(self, params: Params, batch: Batch) -> Params:
+        """T at `params` for ||T(x_bar)||^2: the operator on the large `batch`, or the exact
+        operator over every shard where a game knows it (the analytic games)."""
+        return self.operator(params, batch)
+
+    def generate(self, params: Params, n: int, generator: torch.Generator) -> Tensor:
+        """`n` samples of the generator at `params` (games that generate: see `generates`)."""
+        raise NotImplementedError(f"{type(self).__name__} generates no samples")
+
+    @property
+    def generates(self) -> bool:
+        """Whether the game has a generator (`generate` is overridden)."""
+        return type(self).generate is not Game.generate
 
     def losses(self, params: Params, batch: Batch) -> dict[str, Tensor]:
         """Scalar losses to log, e.g. {'loss_min': ..., 'loss_max': ...}. Optional."""

@@ -6,10 +6,11 @@ measures them: cls_* metrics for image datasets, hq_rate / modes_covered for 2-D
 Same parameters and `n` give the same numbers, so `eval` on a checkpoint reproduces what
 training logged at that iteration.
 
-The classifier for an image dataset, first found of: the `classifier` argument, the config
-key run.classifier, the one shipped for the dataset, `<run_dir>/classifier.pt` (written by
-`gossipgan eval --train-classifier`). The reference images: the dataset's train split as
-the run loads it (seed 0), at most REFERENCE_CAP of them.
+The classifier for an image dataset, first found of: the `classifier` arguments (in order;
+a run passes `--classifier`, then run.classifier), the one shipped for the dataset,
+`<run_dir>/classifier.pt` (written by `gossipgan eval --train-classifier`). The reference
+images: the game's own dataset (the train split), a fixed subset of at most REFERENCE_CAP.
+Everything here takes plain arguments; `gossipgan.train.build` wires it to a run's config.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from gossipgan.data import MIXTURES, load_dataset
+from gossipgan.data import MIXTURES, Dataset
 from gossipgan.errors import ConfigError
+from gossipgan.games.base import Game
 from gossipgan.metrics.classifier import (
     load_classifier,
     load_shipped,
@@ -54,14 +56,15 @@ def generate_samples(game, params: dict, n: int, seed: int) -> Tensor:
     return torch.cat(chunks)
 
 
-def find_classifier(cfg, run_dir: Path | None, classifier: str | Path | None) -> Path | None:
+def find_classifier(dataset: str, candidates: tuple = (), run_dir: Path | None = None
+                    ) -> Path | None:
     """The classifier file a run's quality metrics use (order in the module docstring)."""
-    for candidate in (classifier, cfg.run.classifier):
+    for candidate in candidates:
         if candidate:
             if not Path(candidate).is_file():
                 raise ConfigError(f"classifier file not found: {candidate}")
             return Path(candidate)
-    shipped = shipped_path(cfg.data.dataset)
+    shipped = shipped_path(dataset)
     if shipped is not None:
         return shipped
     if run_dir is not None and (Path(run_dir) / RUN_CLASSIFIER).is_file():
@@ -69,23 +72,21 @@ def find_classifier(cfg, run_dir: Path | None, classifier: str | Path | None) ->
     return None
 
 
-def load_reference(cfg, cap: int = REFERENCE_CAP):
-    """The real images quality is measured against (train split, fixed subset of <= cap)."""
-    d = cfg.data
-    ds = load_dataset(d.dataset, d.root, split="train", image_size=d.image_size, seed=0)
-    if len(ds) > cap:
-        keep = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0))[:cap]
-        return ds.x[keep]
-    return ds.x
+def reference_images(dataset: Dataset, cap: int = REFERENCE_CAP) -> Tensor:
+    """The real images quality is measured against: `dataset`'s, a fixed subset of <= cap."""
+    if len(dataset) > cap:
+        keep = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:cap]
+        return dataset.x[keep]
+    return dataset.x
 
 
 class QualityMonitor:
     """Measures a run's generator; build with `build_monitor`."""
 
-    def __init__(self, cfg, game, classifier_path: Path | None = None):
+    def __init__(self, game: Game, seed: int, classifier_path: Path | None = None):
         self.game = game
-        self.dataset = cfg.data.dataset
-        self.seed = cfg.run.seed + QUALITY_SEED_OFFSET
+        self.dataset = game.dataset.name
+        self.seed = seed + QUALITY_SEED_OFFSET
         self.info: dict = {"dataset": self.dataset}
         if game.dataset.kind == "points":
             if self.dataset not in MIXTURES:
@@ -102,7 +103,7 @@ class QualityMonitor:
         else:
             model, record = load_classifier(classifier_path)
         self.min_samples = min_samples(model)
-        self.metrics = ClassifierMetrics(model, load_reference(cfg), seed=self.seed)
+        self.metrics = ClassifierMetrics(model, reference_images(game.dataset), seed=self.seed)
         self.info.update({
             "note": "cls_* = this project's classifier-feature metrics, NOT Inception FID/IS",
             "classifier": str(classifier_path),
@@ -131,15 +132,15 @@ class QualityMonitor:
         return self.metrics(samples)
 
 
-def build_monitor(cfg, game, *, run_dir: Path | None = None, classifier: str | Path | None = None,
-                  required: bool = True) -> QualityMonitor | None:
-    """A QualityMonitor for the run `cfg` describes, or None (logged) when no metric applies
-    and `required` is False; with `required`, a ConfigError says what is missing."""
+def build_monitor(game: Game, seed: int, *, run_dir: Path | None = None,
+                  classifiers: tuple = (), required: bool = True) -> QualityMonitor | None:
+    """A QualityMonitor for `game`'s generator, or None (logged) when no metric applies and
+    `required` is False; with `required`, a ConfigError says what is missing."""
     try:
         path = None
         if game.dataset.kind == "image":
-            path = find_classifier(cfg, run_dir, classifier)
-        return QualityMonitor(cfg, game, path)
+            path = find_classifier(game.dataset.name, classifiers, run_dir)
+        return QualityMonitor(game, seed, path)
     except ConfigError as err:
         if required:
             raise

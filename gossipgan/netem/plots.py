@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import colormaps
+from matplotlib.figure import Figure  # no pyplot: no global backend, no figure registry
 
 
 def _cell(r: dict) -> str:
@@ -28,7 +26,7 @@ def _style(r: dict) -> dict:
         return {"color": "dimgray" if adam else "black", "linestyle": ":" if adam else "-",
                 "linewidth": 2.2, "marker": "D" if adam else "s"}
     shade = TOPOLOGY_COLOR.get(r["topology"], 16) + (1 if adam else 0)
-    return {"color": plt.get_cmap("tab20")(shade), "linestyle": "-" if r["rounds"] == 1 else "--",
+    return {"color": colormaps["tab20"](shade), "linestyle": "-" if r["rounds"] == 1 else "--",
             "marker": "^" if adam else "o", "linewidth": 1.2}
 
 
@@ -46,8 +44,8 @@ def _series(rows: list[dict], group_key: str, x_key: str):
 
 def _panel_grid(series: dict, x_label: str, title: str, path: Path, logx: bool = False) -> None:
     groups = list(series)
-    fig, axes = plt.subplots(2, len(groups), figsize=(5.2 * len(groups), 7.5), squeeze=False,
-                             sharex="col")
+    fig = Figure(figsize=(5.2 * len(groups), 7.5))
+    axes = fig.subplots(2, len(groups), squeeze=False, sharex="col")
     for col, group in enumerate(groups):
         for row, (what, idx) in enumerate((("wall time / iteration", 1),
                                            ("communication / iteration", 2))):
@@ -65,7 +63,6 @@ def _panel_grid(series: dict, x_label: str, title: str, path: Path, logx: bool =
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
 
 
 def plot_all(rows: list[dict], curves: dict, out: Path) -> list[Path]:
@@ -93,7 +90,8 @@ def plot_all(rows: list[dict], curves: dict, out: Path) -> list[Path]:
                         key=lambda c: (c[0], c[1]))
     cols = min(3, len(conditions))
     nrows = -(-len(conditions) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(5.2 * cols, 3.8 * nrows), squeeze=False)
+    fig = Figure(figsize=(5.2 * cols, 3.8 * nrows))
+    axes = fig.subplots(nrows, cols, squeeze=False)
     for i, cond in enumerate(conditions):
         ax = axes[i // cols][i % cols]
         for r in rows:
@@ -115,6 +113,5 @@ def plot_all(rows: list[dict], curves: dict, out: Path) -> list[Path]:
     fig.tight_layout()
     path = folder / "cls_fid_vs_wallclock.png"
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     paths.append(path)
     return paths

@@ -4,10 +4,11 @@
 
 For one network condition, every worker: (1) optionally times decent-dp's neighbour exchange
 against DistComm on the same schedule (peer.py); (2) trains each cell of the grid with the
-training loop's build_run, optimizer step and Evaluator over DistComm, which log wall,
+training loop itself (`gossipgan.train.train` over DistComm, artifacts off), which logs wall,
 communication and bytes per iteration and cls_fid; (3) times the cell's communication alone,
-back to back with no compute, on a tensor of the model's size; (4) measures α and β on the
-link (a tiny ping-pong between ranks 0 and 1; every pair exchanging the model's message).
+back to back with no compute, through the cell optimizer's `communicate`; (4) measures α and
+β on the link (a tiny ping-pong between ranks 0 and 1; every pair exchanging the model's
+message).
 Rank 0 writes `result.json` beside the spec.
 """
 
@@ -28,9 +29,8 @@ from gossipgan.comm.dist import DistComm, init_process_group
 from gossipgan.netem import alphabeta
 from gossipgan.optim import optimizer_class
 from gossipgan.train.config import Config
-from gossipgan.train.evaluate import Evaluator
-from gossipgan.train.loop import build_run, build_topology
-from gossipgan.train.outputs import MetricsLog, prepare_run_dir
+from gossipgan.train.loop import train
+from gossipgan.train.outputs import read_metrics
 
 log = logging.getLogger(__name__)
 
@@ -121,33 +121,30 @@ def calibrate(spec: dict, message_bytes: int) -> dict:
 
 
 def cell_config(spec: dict, cell: dict) -> Config:
-    cfg = Config.from_dict(spec["config"])
-    cfg.optim.algo = cell["algo"]
-    cfg.topology.name = cell["topology"] if cell["topology"] != "all_reduce" else "ring"
-    cfg.optim.rounds = cell["rounds"]
-    cfg.topology.workers = dist.get_world_size()
-    cfg.run.backend = "dist"
-    cfg.run.dist_backend = "gloo"
-    cfg.run.delay_ms = spec["delay_s"] * 1e3 if spec["emulation"] == "app-delay" else 0.0
-    return cfg
+    """The run config of one cell: the grid's shared config with the cell's algorithm,
+    topology and rounds, on torch.distributed over this condition's workers."""
+    base = Config.from_dict(spec["config"])
+    return base.with_values({
+        "optim.algo": cell["algo"],
+        "topology.name": cell["topology"] if cell["topology"] != "all_reduce" else "ring",
+        "optim.rounds": cell["rounds"],
+        "topology.workers": dist.get_world_size(),
+        "run.backend": "dist", "run.dist_backend": "gloo",
+        "run.delay_ms": spec["delay_s"] * 1e3 if spec["emulation"] == "app-delay" else 0.0,
+    })
 
 
 def cell_comm(cfg: Config, n_floats: int) -> Callable[[int], None]:
-    """One iteration's communication of the cell, on a tensor of the model's size: `step`
-    picks the rounds of a time-varying schedule, as the optimizer's step count does."""
-    comm = DistComm(build_topology(cfg), delay_s=cfg.run.delay_ms / 1000)
-    cls = optimizer_class(cfg.optim.algo)
-    phases = cls.comm_phases
+    """One iteration's communication of the cell, on a tensor of the model's size: the cell's
+    optimizer's own `communicate(step)` (the schedule lives there, not here)."""
+    comm = DistComm(cfg.topology.build(), delay_s=cfg.run.delay_ms / 1000)
     x = torch.zeros(1, n_floats)
-
-    def one(step: int) -> None:
-        for phase in range(phases):
-            if cls.centralized:
-                comm.mean([x])
-            else:
-                comm.mix([x], cfg.optim.rounds, step * phases + phase)
-
-    return one
+    x.grad = torch.zeros_like(x)
+    o = cfg.optim
+    cls = optimizer_class(o.algo)
+    kwargs = {"moments": o.moments} if cls.direction == "adam" else {}
+    optimizer = cls([x], comm=comm, lr=o.lr, rounds=o.rounds, **kwargs)
+    return optimizer.communicate
 
 
 def time_comm(cfg: Config, n_floats: int) -> dict:
@@ -174,35 +171,12 @@ def time_comm(cfg: Config, n_floats: int) -> dict:
 
 
 def train_cell(cfg: Config, run_dir: Path) -> tuple[list[dict], float | None]:
-    """The training loop's steps, timed as `train` times them, with its Evaluator.
-
-    Same `build_run`, same `optimizer.step(closure)` (one operator evaluation and one gossip
-    phase or all-reduce), same metrics.csv columns (wall_s and comm_s count only the steps;
-    evaluation runs between them). Left out, since a benchmark cell does not need them:
-    checkpoints, sample grids and per-run plots (the benchmark draws its own)."""
-    rank0 = dist.get_rank() == 0
-    if rank0:
-        prepare_run_dir(run_dir, resume=False, overwrite=True)
-        cfg.save(run_dir / "config.yaml")
-    run = build_run(cfg)
-    evaluator = Evaluator(run, run_dir if rank0 else None)
-    metrics = MetricsLog(run_dir / "metrics.csv") if rank0 else None
-    clock = {"train_s": 0.0, "comm_s": 0.0}
-    r = cfg.run
-    evaluator.log(0, clock, metrics, full=True)
-    dist.barrier()  # rank 0 measured quality alone: start the next step's clock together
-    for k in range(1, r.iters + 1):
-        t0 = time.perf_counter()
-        before = run.comm.traffic.seconds
-        run.optimizer.step(run.workers.compute_grads)
-        clock["train_s"] += time.perf_counter() - t0
-        clock["comm_s"] += run.comm.traffic.seconds - before
-        if k % r.log_every == 0 or k % r.eval_every == 0 or k == r.iters:
-            evaluator.log(k, clock, metrics, full=k % r.eval_every == 0 or k == r.iters)
-            dist.barrier()
-            if rank0:
-                log.info("%s: iteration %d/%d", run_dir.name, k, r.iters)
-    return (metrics.rows if metrics else []), run.topology.rho()
+    """The cell's training: the training loop itself (`train`) without checkpoints, sample
+    grids or plots, so its wall_s and comm_s are what a training run's are. Returns rank 0's
+    metrics.csv rows (empty elsewhere) and the topology's rho."""
+    result = train(cfg, run_dir, overwrite=True, progress=False, artifacts=False)
+    rows = read_metrics(run_dir / "metrics.csv") if dist.get_rank() == 0 else []
+    return rows, result["rho"]
 
 
 def run_cell(spec: dict, cell: dict, out: Path) -> dict:
@@ -225,8 +199,9 @@ def add_predictions(spec: dict, row: dict, cal: dict) -> None:
     model = alphabeta.AlphaBeta(cal["alpha_s"], cal["beta_Bps"], cal["app_delay_s"])
     kwargs = dict(centralized=cls.centralized, rounds=cfg.optim.rounds,
                   nbytes=4 * spec["n_floats"], phases=cls.comm_phases)
+    topology = cfg.topology.build()
     for p in alphabeta.PROTOCOLS:
-        row[f"pred_{p}_s"] = alphabeta.predict(model, build_topology(cfg), protocol=p, **kwargs)
+        row[f"pred_{p}_s"] = alphabeta.predict(model, topology, protocol=p, **kwargs)
 
 
 def _wait_go(out: Path, index: int) -> dict:

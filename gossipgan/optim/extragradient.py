@@ -30,21 +30,20 @@ class DExtraGrad(GossipOptimizer):
                 "evaluates the operator twice per step"
             )
         with torch.enable_grad():
-            closure()
+            loss = closure()
         pairs = self._params()
         params = [p for _, p in pairs]
         k = self.iteration
         x = [p.detach().clone() for p in params]
-        # Gossip rounds 2k and 2k+1 keep a time-varying schedule advancing once per phase.
         for phase in (0, 1):
             if phase == 1:
                 with torch.enable_grad():
                     closure()
             updates = self._updates(pairs, [p.grad.detach() for p in params])
             moved = torch._foreach_add(x, updates)
-            mixed = self._communicate(moved, 2 * k + phase)
+            mixed = self._communicate(moved, k, phase)
             for p, m in zip(params, mixed, strict=True):
                 p.copy_(m.view_as(p))
         for p in params:
             self.state[p]["iteration"] = k + 1
-        return None
+        return loss  # the closure's value at x_{k-1}, as torch.optim returns the first call's

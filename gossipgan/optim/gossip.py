@@ -101,11 +101,35 @@ class GossipOptimizer(Optimizer):
         first = self.param_groups[0]["params"][0]
         return int(self.state[first].get("iteration", 0))
 
-    def _communicate(self, tensors: list[Tensor], step: int) -> list[Tensor]:
+    def _communicate(self, tensors: list[Tensor], step: int, phase: int = 0) -> list[Tensor]:
+        """Gossip `tensors` in communication phase `phase` of step `step`: global gossip
+        round indices advance by `rounds` per phase, so a time-varying schedule moves on once
+        per phase. Centralized methods do not gossip (their all-reduce is of the gradients)."""
         if self.centralized or not tensors:
             return tensors
         rounds = self.param_groups[0]["rounds"]
-        return self.comm.mix([self._view(t) for t in tensors], rounds, step)
+        return self.comm.mix([self._view(t) for t in tensors], rounds,
+                             step * self.comm_phases + phase)
+
+    def communicate(self, step: int | None = None) -> None:
+        """One step's communication alone, on tensors of the parameters' sizes, nothing moved.
+
+        What `step()` sends, without computing anything: `comm_phases` gossip phases of
+        `rounds` rounds of x (and of mixed moments), or the all-reduce of the gradients for the
+        centralized methods. For timing the network (the benchmark's "communication alone");
+        `step` picks the rounds of a time-varying schedule (default: the next step's).
+        """
+        step = self.iteration if step is None else step
+        params = [p.detach() for group in self.param_groups for p in group["params"]]
+        # mixed moments travel with x: two more tensors of each parameter's size
+        moments = 2 if self.param_groups[0]["moments"] == "mixed" else 0
+        sent = params + [torch.zeros_like(p) for p in params for _ in range(moments)]
+        with torch.no_grad():
+            for phase in range(self.comm_phases):
+                if self.centralized:
+                    self.comm.mean([self._view(p) for p in params])
+                else:
+                    self._communicate(sent, step, phase)
 
     def _updates(self, pairs: list[tuple[dict, Tensor]], grads: list[Tensor]) -> list[Tensor]:
         """u = -lr d for every parameter, per group (per-player step sizes)."""
@@ -158,9 +182,8 @@ class GossipOptimizer(Optimizer):
         else:
             x = params  # x_{k-1}: mixed first, then moved by u(x_{k-1})
 
-        extra = []
-        if mixed_moments:
-            extra = [s[key] for s in states for key in ("exp_avg", "exp_avg_sq")]
+        extra = [s[key] for s in states for key in ("exp_avg", "exp_avg_sq")] \
+            if mixed_moments else []
         mixed = self._communicate(list(x) + extra, k)
         x_hat = [m.view_as(p) for m, p in zip(mixed[: len(params)], params, strict=True)]
         for buf, m in zip(extra, mixed[len(params):], strict=True):

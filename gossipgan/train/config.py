@@ -1,94 +1,269 @@
-"""Run configuration: one validated dataclass per component, saved as config.yaml.
+"""Run configuration as validated data: one frozen dataclass per component.
 
-Everything a run needs to be repeated is here. `apply_overrides` takes `section.key=value`
-strings (`--set optim.lr=1e-3`), checks the key exists and the value has the field's type.
+Every field carries a one-line help text (`describe()` lists them; `--help` and
+`gossipgan config` print them). A section checks its own fields when it is built (type,
+range, allowed names; every float finite), `Config` checks the combinations across sections,
+and nothing can change a built config afterwards: `cfg.with_values({"optim.lr": 1e-3})`
+returns a new, validated one. Reading and writing (YAML files, `--set` strings) lives in
+`gossipgan.train.config_io`.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import types
 import typing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
-import yaml
-
-from gossipgan.errors import ConfigError
-
-
-@dataclass
-class GameConfig:
-    name: str = "gan"             # gan | bilinear | quadratic | minty
-    # analytic games
-    dim: int = 10
-    samples_per_worker: int = 256
-    heterogeneity: float = 0.0
-    noise: float = 0.1
-    # GANs
-    loss: str = "wgan-gp"         # nsgan | wgan-gp | hinge
-    model: str = "mlp"            # mlp | dcgan | resnet
-    latent_dim: int = 32
-    width: int | None = None
-    gp_weight: float = 10.0
+from gossipgan.errors import ConfigError, check_choice
 
 
-@dataclass
-class DataConfig:
-    dataset: str = "digits"
-    root: str | None = None
-    image_size: int | None = None
-    shard: str = "iid"            # iid | dirichlet
-    alpha: float = 1.0            # Dirichlet concentration (smaller = more skewed)
+def _f(default: Any, help: str) -> Any:
+    """A config field and its one-line help text."""
+    return field(default=default, metadata={"help": help})
 
 
-@dataclass
-class TopologyConfig:
-    name: str = "ring"
-    workers: int = 8
-    self_weight: float = 1 / 3    # ring only
-    p: float = 0.3                # erdos-renyi edge probability
-    graph_seed: int = 0           # erdos-renyi
-    edges: str | None = None      # edge-list file for the "file" topology
+def _coerce(value: Any, typ: Any, path: str) -> Any:
+    """`value` as the field's type (YAML 1.1 reads "5e-4" as a string; ints pass as floats)."""
+    args = typing.get_args(typ)
+    if typing.get_origin(typ) in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        typ = next(a for a in args if a is not type(None))
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    elif typ in (int, float) and isinstance(value, str):
+        try:
+            value = typ(value)
+        except ValueError:
+            pass
+    elif typ is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        raise ConfigError(f"config key {path!r} needs a {typ.__name__}, got {value!r}")
+    if typ is float and not math.isfinite(value):
+        raise ConfigError(f"config key {path!r} must be a finite number, got {value!r}")
+    return value
 
 
-@dataclass
-class OptimConfig:
-    algo: str = "dpoadam"
-    lr: float = 1e-3
-    lr_g: float | None = None     # per-player step sizes (default: lr)
-    lr_d: float | None = None
-    rounds: int = 1               # gossip rounds t per iteration
-    beta1: float = 0.5
-    beta2: float = 0.999
-    eps: float = 1e-8
-    moments: str = "local"        # local | mixed (DPOAdam, DPAdam)
+@dataclass(frozen=True)
+class _Section:
+    """Coerces every field to its declared type on construction, then runs `check`."""
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            path = f"{self.section}.{f.name}"
+            object.__setattr__(self, f.name, _coerce(getattr(self, f.name), hints[f.name], path))
+        self.check()
+
+    section: typing.ClassVar[str] = ""
+
+    def check(self) -> None:
+        """Ranges and allowed names; a ConfigError names the key, the value and what is allowed."""
+
+    def _at_least(self, minimum: float, *names: str) -> None:
+        for name in names:
+            value = getattr(self, name)
+            if value is not None and value < minimum:
+                raise ConfigError(f"{self.section}.{name} must be >= {minimum}, got {value}")
+
+    def _choice(self, name: str, allowed) -> None:
+        check_choice(f"{self.section}.{name}", getattr(self, name), allowed)
 
 
-@dataclass
-class RunConfig:
-    iters: int = 3000
-    batch: int = 64
-    seed: int = 0
-    log_every: int = 20           # losses, consensus, traffic
-    eval_every: int = 500         # ||T(x_bar)||^2 on a large batch (and quality metrics)
-    eval_batch: int = 1024
-    # Sample quality of x_bar (cls_* for images, hq_rate/modes_covered for 2-D mixtures):
-    # every quality_every iterations, a multiple of eval_every; None = at every eval, 0 = off.
-    quality_every: int | None = None
-    quality_samples: int | None = None   # None: 2000 images / 2500 mixture points
-    classifier: str | None = None        # classifier file for cls_* (default: the shipped one)
-    sample_every: int = 1000      # image grids of x_bar and worker 0
-    checkpoint_every: int = 500
-    backend: str = "sim"          # sim | dist (torchrun, one process per worker)
-    dist_backend: str = "auto"    # auto | gloo | nccl
-    delay_ms: float = 0.0         # dist: application-level per-hop delay (latency emulation)
-    vectorize: str = "auto"       # auto | vmap | loop (simulator)
-    mixing: str = "auto"          # auto | dense | sparse (simulator)
-    threads: int = 1
-    device: str = "cpu"
+@dataclass(frozen=True)
+class GameConfig(_Section):
+    section: typing.ClassVar[str] = "game"
+    name: str = _f("gan", "the min-max problem: gan, or an analytic game (bilinear, quadratic, "
+                   "minty)")
+    dim: int = _f(10, "analytic games: dimension of each player")
+    samples_per_worker: int = _f(256, "analytic games: samples in each worker's shard")
+    heterogeneity: float = _f(0.0, "analytic games: how much the workers' shards differ "
+                              "(0 = IID)")
+    noise: float = _f(0.1, "analytic games: per-sample noise of the operator")
+    loss: str = _f("wgan-gp", "GAN objective: nsgan, hinge, wgan-gp")
+    model: str = _f("mlp", "GAN models: mlp, dcgan, resnet")
+    latent_dim: int = _f(32, "GAN: dimension of the generator's latent input")
+    width: int | None = _f(None, "GAN: model width (hidden units or base filters; null = the "
+                           "model's default)")
+    gp_weight: float = _f(10.0, "WGAN-GP: weight of the gradient penalty")
+
+    def check(self) -> None:
+        from gossipgan.games.analytic import ANALYTIC_GAMES
+        from gossipgan.games.gan import LOSSES
+        from gossipgan.models import MODELS
+
+        self._choice("name", ("gan", *ANALYTIC_GAMES))
+        self._choice("loss", LOSSES)
+        self._choice("model", MODELS)
+        self._at_least(1, "dim", "samples_per_worker", "latent_dim", "width")
+        self._at_least(0, "heterogeneity", "noise", "gp_weight")
 
 
-@dataclass
+@dataclass(frozen=True)
+class DataConfig(_Section):
+    section: typing.ClassVar[str] = "data"
+    dataset: str = _f("digits", "GAN data: digits, ring8, grid25, mnist5k, fashion-mnist, or "
+                      "files: mnist-idx, cifar10, imagefolder, npz (README: data layouts)")
+    root: str | None = _f(None, "folder (or .npz file) of a file dataset")
+    image_size: int | None = _f(None, "resize images to this side (null = as stored)")
+    shard: str = _f("iid", "how data is split over workers: iid or dirichlet (non-IID)")
+    alpha: float = _f(1.0, "Dirichlet concentration for shard=dirichlet (smaller = more "
+                      "skewed)")
+
+    def check(self) -> None:
+        from gossipgan.data import DATASETS, SCHEMES
+
+        self._choice("dataset", DATASETS)
+        self._choice("shard", SCHEMES)
+        self._at_least(1, "image_size")
+        if not self.alpha > 0:
+            raise ConfigError(f"data.alpha (the non-IID concentration) must be > 0, "
+                              f"got {self.alpha}")
+
+
+# config key -> the builder option it sets (gossipgan.topology.options_of checks which apply)
+TOPOLOGY_OPTIONS = {"self_weight": "self_weight", "p": "p", "graph_seed": "seed",
+                    "edges": "path"}
+
+
+@dataclass(frozen=True)
+class TopologyConfig(_Section):
+    section: typing.ClassVar[str] = "topology"
+    name: str = _f("ring", "gossip graph (gossipgan topology --help lists them)")
+    workers: int | None = _f(8, "number of workers N (null: the edge-list file's node count)")
+    self_weight: float | None = _f(None, "ring: weight a worker gives itself (null = 1/3)")
+    p: float | None = _f(None, "erdos_renyi: edge probability (null = 0.3)")
+    graph_seed: int | None = _f(None, "erdos_renyi: seed of the random graph (null = 0)")
+    edges: str | None = _f(None, "file: edge-list file, one 'i j' pair per line")
+
+    def check(self) -> None:
+        from gossipgan.topology import TOPOLOGIES, options_of
+
+        self._choice("name", TOPOLOGIES)
+        self._at_least(1, "workers")
+        self._at_least(0, "graph_seed")
+        allowed = options_of(self.name)
+        for key, option in TOPOLOGY_OPTIONS.items():
+            if getattr(self, key) is not None and option not in allowed:
+                takes = ", ".join(f"topology.{k}" for k, o in TOPOLOGY_OPTIONS.items()
+                                  if o in allowed) or "no options"
+                raise ConfigError(f"topology.{key} does not apply to topology {self.name!r} "
+                                  f"(it takes {takes})")
+        if self.workers is None and self.name.replace("-", "_") != "file":
+            raise ConfigError(f"topology {self.name!r} needs topology.workers (--workers N)")
+        if self.name == "file" and self.edges is None:
+            raise ConfigError("topology 'file' needs an edge-list file: --edges FILE "
+                              "(topology.edges)")
+
+    def options(self) -> dict[str, Any]:
+        """The builder's keyword arguments: the options this config sets."""
+        return {o: getattr(self, k) for k, o in TOPOLOGY_OPTIONS.items()
+                if getattr(self, k) is not None}
+
+    def build(self):
+        """The `gossipgan.topology.Topology` this section describes."""
+        from gossipgan.topology import build
+
+        return build(self.name, self.workers, **self.options())
+
+
+@dataclass(frozen=True)
+class OptimConfig(_Section):
+    section: typing.ClassVar[str] = "optim"
+    algo: str = _f("dpoadam", "algorithm: dposg, dpoadam, cposg, cpoadam, dpsgda, dpadam, "
+                   "dextragrad")
+    lr: float = _f(1e-3, "step size of both players")
+    lr_g: float | None = _f(None, "generator / min player's step size (null = lr)")
+    lr_d: float | None = _f(None, "discriminator / max player's step size (null = lr)")
+    rounds: int = _f(1, "gossip rounds t per iteration")
+    beta1: float = _f(0.5, "Adam methods: first-moment decay")
+    beta2: float = _f(0.999, "Adam methods: second-moment decay")
+    eps: float = _f(1e-8, "Adam methods: denominator epsilon")
+    moments: str = _f("local", "decentralized Adam methods: local moments, or mixed "
+                      "(gossiped with x)")
+
+    def check(self) -> None:
+        from gossipgan.optim import ALGORITHMS
+
+        self._choice("algo", ALGORITHMS)
+        self._choice("moments", ("local", "mixed"))
+        for name in ("lr", "lr_g", "lr_d"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigError(f"optim.{name} must be > 0, got {value}")
+        self._at_least(1, "rounds")
+        self._at_least(0, "eps")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"optim.{name} must be in [0, 1), got {getattr(self, name)}")
+        cls = ALGORITHMS[self.algo]
+        if self.moments == "mixed" and (cls.direction != "adam" or cls.centralized):
+            raise ConfigError(f"optim.moments='mixed' applies only to decentralized Adam "
+                              f"methods, not {self.algo}")
+
+
+@dataclass(frozen=True)
+class RunConfig(_Section):
+    section: typing.ClassVar[str] = "run"
+    iters: int = _f(3000, "training iterations")
+    batch: int = _f(64, "minibatch per worker")
+    seed: int = _f(0, "seed of the initialisation, data order and noise")
+    log_every: int = _f(20, "log losses, consensus and traffic every so many iterations")
+    eval_every: int = _f(500, "||T(x_bar)||^2 on a large batch (and quality) every so many "
+                         "iterations")
+    eval_batch: int = _f(1024, "samples of the large batch for ||T(x_bar)||^2")
+    quality_every: int | None = _f(None, "sample quality every so many iterations, a multiple "
+                                   "of eval_every (null = at every eval, 0 = off)")
+    quality_samples: int | None = _f(None, "generated samples per quality measurement (null = "
+                                     "2000 images / 2500 points)")
+    classifier: str | None = _f(None, "classifier file for cls_* (null = the shipped one)")
+    sample_every: int = _f(1000, "sample grids of x_bar and worker 0 every so many iterations")
+    checkpoint_every: int = _f(500, "checkpoint every so many iterations")
+    backend: str = _f("sim", "sim (all workers in one process) or dist (torchrun, one "
+                      "process per worker)")
+    dist_backend: str = _f("auto", "dist: auto, gloo or nccl")
+    delay_ms: float = _f(0.0, "dist: application-level delay per gossip hop (latency "
+                         "emulation without root)")
+    vectorize: str = _f("auto", "sim: operator of all workers by vmap, loop, or auto (a "
+                        "size rule)")
+    mixing: str = _f("auto", "sim: gossip as a dense product, sparse neighbour reads, or auto")
+    threads: int = _f(1, "torch threads of this process while it trains")
+    device: str = _f("cpu", "torch device, e.g. cpu, cuda, cuda:1 (dist with nccl: this "
+                     "rank's GPU)")
+
+    def check(self) -> None:
+        from gossipgan.sim import VECTORIZE
+
+        self._at_least(1, "iters", "batch", "log_every", "eval_every", "eval_batch",
+                       "sample_every", "checkpoint_every", "threads", "quality_samples")
+        self._at_least(0, "seed", "delay_ms")
+        if self.seed >= 2**63:
+            raise ConfigError(f"run.seed must be below 2**63, got {self.seed}")
+        cores = os.cpu_count() or 1
+        if self.threads > 4 * cores:
+            raise ConfigError(f"run.threads={self.threads} is more than 4x this machine's "
+                              f"{cores} cores; use 1..{cores}")
+        if self.quality_every is not None and (self.quality_every < 0
+                                               or self.quality_every % self.eval_every):
+            raise ConfigError(f"run.quality_every must be 0 (off) or a multiple of "
+                              f"run.eval_every ({self.eval_every}), got {self.quality_every}")
+        self._choice("backend", ("sim", "dist"))
+        self._choice("dist_backend", ("auto", "gloo", "nccl"))
+        self._choice("vectorize", VECTORIZE)
+        self._choice("mixing", ("auto", "dense", "sparse"))
+        _check_device(self.device)
+
+
+SECTIONS = {"game": GameConfig, "data": DataConfig, "topology": TopologyConfig,
+            "optim": OptimConfig, "run": RunConfig}
+
+
+@dataclass(frozen=True)
 class Config:
     game: GameConfig = field(default_factory=GameConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -100,17 +275,37 @@ class Config:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> Config:
-        cfg = cls()
-        for section, values in (data or {}).items():
-            if not isinstance(values, dict):
-                raise ConfigError(f"config section {section!r} must be a mapping, got {values!r}")
-            for key, value in values.items():
-                set_value(cfg, f"{section}.{key}", value)
-        return cfg
+    def from_dict(cls, data: dict | None, base: Config | None = None) -> Config:
+        """`base` (default: the defaults) with the sections and keys of `data` replaced."""
+        values = {}
+        for section, keys in (data or {}).items():
+            if section not in SECTIONS:
+                raise ConfigError(f"unknown config section {section!r}; sections: "
+                                  f"{', '.join(SECTIONS)}")
+            if not isinstance(keys, dict):
+                raise ConfigError(f"config section {section!r} must be a mapping, got {keys!r}")
+            values.update({f"{section}.{k}": v for k, v in keys.items()})
+        return (base or cls()).with_values(values)
+
+    def with_values(self, values: dict[str, Any]) -> Config:
+        """A new config with `section.key` values replaced, validated as a whole."""
+        changes: dict[str, dict[str, Any]] = {}
+        for path, value in values.items():
+            section, _, key = str(path).partition(".")
+            if section not in SECTIONS or not key:
+                raise ConfigError(f"unknown config key {path!r}; use section.key with section "
+                                  f"one of {', '.join(SECTIONS)}")
+            names = [f.name for f in fields(SECTIONS[section])]
+            if key not in names:
+                raise ConfigError(f"unknown config key {path!r}; keys of this section: "
+                                  f"{', '.join(names)}")
+            changes.setdefault(section, {})[key] = value
+        return replace(self, **{s: replace(getattr(self, s), **kv) for s, kv in changes.items()})
 
     def save(self, path: Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        from gossipgan.train.config_io import dump_yaml
+
+        Path(path).write_text(dump_yaml(self.to_dict()))
 
 
 # Keys that do not change the iterates: a resumed run may differ in these.
@@ -121,126 +316,30 @@ NON_MATH_KEYS = {
 }
 
 
-def _field_type(section_obj, key: str, path: str):
-    hints = typing.get_type_hints(type(section_obj))
-    if key not in hints:
-        known = ", ".join(f.name for f in fields(section_obj))
-        raise ConfigError(f"unknown config key {path!r}; keys of this section: {known}")
-    return hints[key]
-
-
-def _coerce(value, typ, path: str):
-    args = typing.get_args(typ)
-    if typing.get_origin(typ) in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        typ = next(a for a in args if a is not type(None))
-    if typ is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if typ in (int, float) and isinstance(value, str):
-        try:  # YAML 1.1 reads "5e-4" as a string
-            return typ(value)
-        except ValueError:
-            pass
-    if typ is str and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
-        raise ConfigError(f"config key {path!r} needs a {typ.__name__}, got {value!r}")
-    return value
-
-
-def set_value(cfg: Config, path: str, value) -> None:
-    """Set `section.key` to `value` after checking key and type."""
-    section, _, key = path.partition(".")
-    if not key or section not in {f.name for f in fields(cfg)}:
-        sections = ", ".join(f.name for f in fields(cfg))
-        raise ConfigError(f"unknown config key {path!r}; use section.key with section one of "
-                          f"{sections}")
-    obj = getattr(cfg, section)
-    setattr(obj, key, _coerce(value, _field_type(obj, key, path), path))
-
-
-def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
-    """Apply `section.key=value` strings; values are parsed as YAML scalars (1e-3, true, null)."""
-    for item in overrides or []:
-        path, sep, raw = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set needs section.key=value, got {item!r}")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            value = raw
-        if isinstance(value, (list, dict)):
-            value = raw  # only scalars are configurable; let the type check name the problem
-        set_value(cfg, path.strip(), value)
-    return cfg
-
-
-def load_config(path: str | Path) -> Config:
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file not found: {p}")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"config file {p} is not valid YAML: {e}") from None
-    if data is not None and not isinstance(data, dict):
-        raise ConfigError(f"config file {p} must hold a mapping of sections")
-    return Config.from_dict(data or {})
-
-
 def math_differences(a: Config, b: Config) -> list[str]:
     """Keys whose values differ between two configs and that change the maths."""
-    out = []
     da, db = a.to_dict(), b.to_dict()
-    for section in da:
-        for key in da[section]:
-            path = f"{section}.{key}"
-            if path not in NON_MATH_KEYS and da[section][key] != db[section][key]:
-                out.append(path)
+    return [f"{s}.{k}" for s in da for k in da[s]
+            if f"{s}.{k}" not in NON_MATH_KEYS and da[s][k] != db[s][k]]
+
+
+def describe() -> list[tuple[str, Any, str]]:
+    """(key, default, help) of every config key, in the sections' order."""
+    out = []
+    for name, section in SECTIONS.items():
+        for f in fields(section):
+            default = f.default if f.default is not MISSING else None
+            out.append((f"{name}.{f.name}", default, f.metadata["help"]))
     return out
 
 
-def validate(cfg: Config) -> None:
-    """Range checks that no single field type can express."""
-    r, o, t = cfg.run, cfg.optim, cfg.topology
-    positive = {"run.iters": r.iters, "run.batch": r.batch, "run.log_every": r.log_every,
-                "run.eval_every": r.eval_every, "run.eval_batch": r.eval_batch,
-                "run.sample_every": r.sample_every, "run.checkpoint_every": r.checkpoint_every,
-                "run.threads": r.threads, "optim.rounds": o.rounds, "topology.workers": t.workers,
-                "game.dim": cfg.game.dim, "game.samples_per_worker": cfg.game.samples_per_worker,
-                "game.latent_dim": cfg.game.latent_dim}
-    for path, value in positive.items():
-        if value < 1:
-            raise ConfigError(f"{path} must be >= 1, got {value}")
-    for path, value in {"optim.lr": o.lr, "optim.lr_g": o.lr_g, "optim.lr_d": o.lr_d}.items():
-        if value is not None and not value > 0:
-            raise ConfigError(f"{path} must be > 0, got {value}")
-    for path, value in {"optim.beta1": o.beta1, "optim.beta2": o.beta2}.items():
-        if not 0 <= value < 1:
-            raise ConfigError(f"{path} must be in [0, 1), got {value}")
-    if o.eps < 0:
-        raise ConfigError(f"optim.eps must be >= 0, got {o.eps}")
-    if o.moments not in ("local", "mixed"):
-        raise ConfigError(f"optim.moments must be 'local' or 'mixed', got {o.moments!r}")
-    if cfg.data.alpha <= 0:
-        raise ConfigError(f"non-IID alpha must be > 0, got {cfg.data.alpha}")
-    for path, value in {"game.heterogeneity": cfg.game.heterogeneity, "game.noise": cfg.game.noise,
-                        "game.gp_weight": cfg.game.gp_weight}.items():
-        if value < 0:
-            raise ConfigError(f"{path} must be >= 0, got {value}")
-    if r.quality_every is not None and (r.quality_every < 0 or r.quality_every % r.eval_every):
-        raise ConfigError(f"run.quality_every must be 0 (off) or a multiple of run.eval_every "
-                          f"({r.eval_every}), got {r.quality_every}")
-    if r.quality_samples is not None and r.quality_samples < 1:
-        raise ConfigError(f"run.quality_samples must be >= 1, got {r.quality_samples}")
-    if r.backend not in ("sim", "dist"):
-        raise ConfigError(f"unknown backend {r.backend!r}; known: sim, dist")
-    _check_device(r.device)
+def help_of(key: str) -> str:
+    """The one-line help text of config key `section.key`."""
+    return next(h for k, _, h in describe() if k == key)
 
 
 def _check_device(name: str) -> None:
-    import torch  # here, so reading and writing configs does not need torch
+    import torch
 
     try:
         device = torch.device(name)
@@ -250,5 +349,5 @@ def _check_device(name: str) -> None:
         raise ConfigError(f"run.device={name!r} but no CUDA GPU is visible; use run.device=cpu")
 
 
-__all__ = ["Config", "DataConfig", "GameConfig", "OptimConfig", "RunConfig", "TopologyConfig",
-           "apply_overrides", "load_config", "math_differences", "set_value", "validate"]
+__all__ = ["Config", "DataConfig", "GameConfig", "NON_MATH_KEYS", "OptimConfig", "RunConfig",
+           "SECTIONS", "TopologyConfig", "describe", "help_of", "math_differences"]

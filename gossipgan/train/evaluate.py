@@ -20,6 +20,9 @@ from pathlib import Path
 
 import torch
 
+from gossipgan.comm.base import Communicator
+from gossipgan.games.base import Game
+from gossipgan.optim.gossip import GossipOptimizer
 from gossipgan.train.outputs import MetricsLog
 from gossipgan.train.samples import save_samples
 
@@ -29,64 +32,73 @@ def _sq_norm(tensors) -> float:
 
 
 class Evaluator:
-    def __init__(self, run, out: Path | None):
-        self.run = run
-        self.out = out
-        self.generator = torch.Generator().manual_seed(run.cfg.run.seed + 1_234_567)
+    """Measures the run at the average iterate; built by `gossipgan.train.build.build_run`.
+
+    `out`: where samples go (None on every process but the main one). Quality metrics are on
+    when the game generates and quality_every is not 0; with neither quality_every nor a
+    classifier asked for, a dataset without a classifier turns them off with a warning.
+    """
+
+    def __init__(self, game: Game, comm: Communicator, names: list[str],
+                 optimizer: GossipOptimizer, *, seed: int, eval_batch: int, batch: int,
+                 out: Path | None = None, quality_every: int | None = None,
+                 quality_samples: int | None = None, classifier: str | None = None,
+                 title: str = ""):
+        self.game, self.comm, self.names, self.optimizer = game, comm, names, optimizer
+        self.seed, self.eval_batch, self.batch = seed, eval_batch, batch
+        self.out, self.title = out, title
+        self.generator = torch.Generator().manual_seed(seed + 1_234_567)
         self.first: dict = {}
         self.last_full: dict = {}
         self.quality, self.quality_n = None, 0
-        r = run.cfg.run
-        if out is not None and r.quality_every != 0 and hasattr(run.game, "generate"):
+        if out is not None and quality_every != 0 and game.generates:
             from gossipgan.metrics import build_monitor
 
-            # Off with a warning when the dataset has no classifier, unless asked for.
-            asked = r.quality_every is not None or r.classifier is not None
-            self.quality = build_monitor(run.cfg, run.game, run_dir=out, required=asked)
+            asked = quality_every is not None or classifier is not None
+            self.quality = build_monitor(game, seed, run_dir=out, classifiers=(classifier,),
+                                         required=asked)
             if self.quality is not None:
-                self.quality_n = r.quality_samples or self.quality.default_samples(training=True)
+                self.quality_n = quality_samples or self.quality.default_samples(training=True)
                 self.quality.check_samples(self.quality_n, "run.quality_samples")
 
     def x_bar(self) -> dict:
-        names = self.run.workers.names
-        iterates = self.run.optimizer.iterates()
-        return dict(zip(names, self.run.comm.average(iterates), strict=True))
+        """The average iterate x_bar as {name: tensor} (a collective under torch.distributed)."""
+        iterates = self.optimizer.iterates()
+        return dict(zip(self.names, self.comm.average(iterates), strict=True))
 
     def consensus(self, x_bar: dict) -> float:
-        iterates = self.run.optimizer.iterates()
+        iterates = self.optimizer.iterates()
         sq = sum((x.detach().double() - x_bar[k].double()).pow(2).flatten(1).sum(1)
-                 for k, x in zip(self.run.workers.names, iterates, strict=True))
-        return float(self.run.comm.average([sq])[0])
+                 for k, x in zip(self.names, iterates, strict=True))
+        return float(self.comm.average([sq])[0])
 
     @torch.no_grad()
-    def log(self, k: int, clock: dict, metrics: MetricsLog | None, full: bool) -> dict:
-        run, cfg = self.run, self.run.cfg
-        game = run.game
+    def log(self, k: int, clock: dict, metrics: MetricsLog | None, full: bool,
+            quality: bool = False) -> dict:
+        """One metrics row at iteration k; `full` adds ||T(x_bar)||^2, `quality` the sample
+        quality (on the main process). Every rank calls it (the averages are collectives)."""
+        game, comm = self.game, self.comm
         x_bar = self.x_bar()
-        shard = getattr(game, "shard_size", None)
-        traffic = run.comm.traffic
+        traffic = comm.traffic
         row = {
             "iter": k,
-            "epoch": round(k * cfg.run.batch / shard, 4) if shard else None,
+            "epoch": round(k * self.batch / game.shard_size, 4) if game.shard_size else None,
             "wall_s": round(clock["train_s"], 4),
             "comm_s": round(clock["comm_s"], 4),
-            "bytes_sent": traffic.bytes // max(run.comm.n_local, 1),
-            "messages": traffic.messages // max(run.comm.n_local, 1),
+            "bytes_sent": traffic.bytes // max(comm.n_local, 1),
+            "messages": traffic.messages // max(comm.n_local, 1),
             "consensus": self.consensus(x_bar),
         }
         device = next(iter(x_bar.values())).device
-        batch = game.large_batch(self.generator, cfg.run.eval_batch)
+        batch = game.large_batch(self.generator, self.eval_batch)
         batch = {k2: v.to(device) for k2, v in batch.items()}
         with torch.enable_grad():
             row.update({k2: float(v) for k2, v in game.losses(x_bar, batch).items()})
         row["grad_op_norm_sq"] = None
         if full:
-            exact = getattr(game, "full_operator", None)  # analytic games: T over all shards
             with torch.enable_grad():
-                op = exact(x_bar) if exact else game.operator(x_bar, batch)
-            row["grad_op_norm_sq"] = _sq_norm(op.values())
-            every = cfg.run.quality_every or cfg.run.eval_every
-            if self.quality is not None and (k % every == 0 or k == cfg.run.iters):
+                row["grad_op_norm_sq"] = _sq_norm(game.eval_operator(x_bar, batch).values())
+            if quality and self.quality is not None:
                 row.update(self.quality.measure(x_bar, self.quality_n))
         solution = game.solution()
         if solution is not None:
@@ -107,45 +119,22 @@ class Evaluator:
 
     def samples(self, k: int) -> None:
         """Image grids / scatter plots of x_bar's and worker 0's outputs (games that generate)."""
-        game = self.run.game
-        generate = getattr(game, "generate", None)
+        game = self.game
         x_bar = self.x_bar()  # a collective under torch.distributed: every rank takes part
-        if generate is None or self.out is None:
+        if not game.generates or self.out is None:
             return
-        iterates = self.run.optimizer.iterates()
-        worker0 = {n: x[0] for n, x in zip(self.run.workers.names, iterates, strict=True)}
+        iterates = self.optimizer.iterates()
+        worker0 = {n: x[0] for n, x in zip(self.names, iterates, strict=True)}
         folder = self.out / "samples"
         folder.mkdir(exist_ok=True)
         points = game.dataset.kind == "points"
         n = 1000 if points else 64
         reference = game.dataset.x[:2000] if points else None
         for tag, params in (("xbar", x_bar), ("worker0", worker0)):
-            gen = torch.Generator().manual_seed(self.run.cfg.run.seed + 99)
-            save_samples(generate(params, n, gen), folder / f"{tag}_{k:06d}.png",
-                         title=f"{tag} ({self.run.cfg.optim.algo}), iteration {k}",
+            gen = torch.Generator().manual_seed(self.seed + 99)
+            save_samples(game.generate(params, n, gen), folder / f"{tag}_{k:06d}.png",
+                         title=f"{tag} ({self.title}), iteration {k}",
                          reference=reference)
-
-    def summary(self, k: int, clock: dict) -> dict:
-        run = self.run
-        last, first = self.last_full, self.first
-        out = {
-            "algo": run.cfg.optim.algo,
-            "topology": run.topology.name,
-            "workers": run.topology.n_workers,
-            "rounds": run.cfg.optim.rounds,
-            "rho": run.topology.rho(),
-            "iters": k,
-            "wall_s": round(clock["train_s"], 3),
-            "comm_s": round(clock["comm_s"], 3),
-            "initial_grad_op_norm_sq": first.get("grad_op_norm_sq"),
-            "final_grad_op_norm_sq": last.get("grad_op_norm_sq"),
-            "final_consensus": last.get("consensus"),
-            "bytes_sent_per_worker": last.get("bytes_sent"),
-        }
-        for key, value in last.items():
-            if key.startswith(("loss_", "cls_", "dist_to_solution", "hq_", "modes_")):
-                out[f"final_{key}"] = value
-        return out
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state(), "first": self.first,

@@ -1,12 +1,14 @@
-"""The one training loop: every algorithm, every game, both backends.
+"""The one training loop: every algorithm, every game, both backends, and the benchmark.
 
-    build the topology, communicator, game, workers and optimizer from the config
-    for k in 1..iters:   optimizer.step(closure)      # one operator evaluation + one gossip phase
-                         log / evaluate / sample / checkpoint every so many iterations
+    with open_run(cfg, out) as run:                       # gossipgan.train.build
+        for step in steps(run, start, cfg.run.iters):     # optimizer.step(closure), timed
+            log / evaluate / sample / checkpoint every so many iterations
     write summary.json and plots
 
-A SIGINT (Ctrl-C) is noted and acted on between steps: the loop writes a checkpoint and
-returns normally, so no step is ever half-saved.
+`steps` is the only place that calls `optimizer.step` in a loop; `train` consumes it for
+everything around the steps. The network benchmark's timed cells are `train` runs with
+`artifacts=False` (no checkpoints, samples or plots). A SIGINT (Ctrl-C) is noted and acted on
+between steps: the loop writes a checkpoint and returns normally, so no step is half-saved.
 """
 
 from __future__ import annotations
@@ -14,75 +16,43 @@ from __future__ import annotations
 import logging
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
-from gossipgan import topology as topo
-from gossipgan.comm import Communicator, SimComm
-from gossipgan.comm.dist import DistComm, init_process_group, local_device
+from gossipgan.comm import Communicator
 from gossipgan.errors import ConfigError
-from gossipgan.games import Game, build_game
-from gossipgan.optim import GossipOptimizer, optimizer_class
+from gossipgan.train.build import Run, open_run
 from gossipgan.train.checkpoint import load_checkpoint
-from gossipgan.train.config import Config, math_differences, validate
-from gossipgan.train.evaluate import Evaluator
+from gossipgan.train.config import Config, math_differences
 from gossipgan.train.outputs import MetricsLog, prepare_run_dir, write_json
 from gossipgan.train.plots import plot_run
 from gossipgan.train.store import CheckpointStore
-from gossipgan.workers import Workers
 
 log = logging.getLogger("gossipgan")
 
 
-@dataclass
-class Run:
-    """Everything a step touches, built from a Config."""
+@dataclass(frozen=True)
+class Step:
+    """What one `optimizer.step` took: its iteration (1-based), wall and communication
+    seconds, and the bytes this process's workers sent."""
 
-    cfg: Config
-    topology: topo.Topology
-    comm: Communicator
-    game: Game
-    workers: Workers
-    optimizer: GossipOptimizer
-
-
-def build_topology(cfg: Config) -> topo.Topology:
-    t = cfg.topology
-    options = {"ring": {"self_weight": t.self_weight},
-               "erdos_renyi": {"p": t.p, "seed": t.graph_seed},
-               "file": {"path": t.edges}}.get(t.name.replace("-", "_"), {})
-    return topo.build(t.name, t.workers, **options)
+    iteration: int
+    seconds: float
+    comm_seconds: float
+    bytes_sent: int
 
 
-def build_run(cfg: Config, comm: Communicator | None = None) -> Run:
-    validate(cfg)
-    torch.set_num_threads(cfg.run.threads)
-    graph = build_topology(cfg)
-    if comm is None and cfg.run.backend == "dist":
-        backend = init_process_group(cfg.run.dist_backend, graph.n_workers)
-        comm = DistComm(graph, delay_s=cfg.run.delay_ms / 1000)
-        cfg.run.device = str(local_device(backend))
-    if comm is None:
-        comm = SimComm(graph, mode=cfg.run.mixing)
-    game = build_game(cfg, graph.n_workers)
-    workers = Workers(game, comm.workers, cfg.run.seed, cfg.run.batch, cfg.run.vectorize,
-                      cfg.run.device)
-    o = cfg.optim
-    groups = []
-    for player, lr in (("min", o.lr_g or o.lr), ("max", o.lr_d or o.lr)):
-        params = [p for k, p in workers.params.items() if game.player(k) == player]
-        if params:
-            groups.append({"params": params, "lr": lr})
-    cls = optimizer_class(o.algo)
-    kwargs = dict(lr=o.lr, rounds=o.rounds)
-    if cls.direction == "adam":
-        kwargs.update(betas=(o.beta1, o.beta2), eps=o.eps, moments=o.moments)
-    elif o.moments != "local":
-        raise ConfigError(f"optim.moments={o.moments!r} applies only to Adam methods, not {o.algo}")
-    return Run(cfg, graph, comm, game, workers, cls(groups, comm=comm, **kwargs))
+def steps(run: Run, start: int, stop: int) -> Iterator[Step]:
+    """Steps start+1 .. stop of `run`: one operator evaluation and one communication phase
+    each (extragradient: two of each), timed. Stop consuming to stop training."""
+    closure, traffic = run.workers.compute_grads, run.comm.traffic
+    for k in range(start + 1, stop + 1):
+        t0, comm0, bytes0 = time.perf_counter(), traffic.seconds, traffic.bytes
+        run.optimizer.step(closure)
+        yield Step(k, time.perf_counter() - t0, traffic.seconds - comm0, traffic.bytes - bytes0)
 
 
 class _StopFlag:
@@ -109,7 +79,7 @@ class _StopFlag:
             signal.signal(signal.SIGINT, self._old)
 
 
-def _state(run: Run, iteration: int, clock: dict, evaluator: Evaluator) -> dict:
+def _state(run: Run, iteration: int, clock: dict) -> dict:
     return {
         "iteration": iteration,
         "config": run.cfg.to_dict(),
@@ -117,11 +87,11 @@ def _state(run: Run, iteration: int, clock: dict, evaluator: Evaluator) -> dict:
         "optimizer": run.optimizer.state_dict(),
         "traffic": run.comm.traffic.state_dict(),
         "clock": dict(clock),
-        "evaluator": evaluator.state_dict(),
+        "evaluator": run.evaluator.state_dict(),
     }
 
 
-def _resume(run: Run, store: CheckpointStore, evaluator: Evaluator, clock: dict, out: Path) -> int:
+def _resume(run: Run, store: CheckpointStore, clock: dict, out: Path) -> int:
     """Load the checkpoint every rank agrees on; returns its iteration."""
     path = store.resume_path()
     if path is None:
@@ -135,7 +105,7 @@ def _resume(run: Run, store: CheckpointStore, evaluator: Evaluator, clock: dict,
     run.optimizer.load_state_dict(state["optimizer"])
     run.comm.traffic.load_state_dict(state["traffic"])
     clock.update(state["clock"])
-    evaluator.load_state_dict(state["evaluator"])
+    run.evaluator.load_state_dict(state["evaluator"])
     return state["iteration"]
 
 
@@ -156,15 +126,48 @@ def _together(comm: Communicator, action):
     return result
 
 
+def summary(run: Run, k: int, clock: dict) -> dict:
+    """summary.json: the run's final figures (from the last full evaluation)."""
+    last, first = run.evaluator.last_full, run.evaluator.first
+    out = {
+        "algo": run.cfg.optim.algo,
+        "topology": run.topology.name,
+        "workers": run.topology.n_workers,
+        "rounds": run.cfg.optim.rounds,
+        "rho": run.topology.rho(),
+        "iters": k,
+        "wall_s": round(clock["train_s"], 3),
+        "comm_s": round(clock["comm_s"], 3),
+        "initial_grad_op_norm_sq": first.get("grad_op_norm_sq"),
+        "final_grad_op_norm_sq": last.get("grad_op_norm_sq"),
+        "final_consensus": last.get("consensus"),
+        "bytes_sent_per_worker": last.get("bytes_sent"),
+    }
+    for key, value in last.items():
+        if key.startswith(("loss_", "cls_", "dist_to_solution", "hq_", "modes_")):
+            out[f"final_{key}"] = value
+    out["derived"] = run.derived()
+    return out
+
+
 def train(cfg: Config, out: str | Path, *, resume: bool | str = False, overwrite: bool = False,
-          progress: bool = True, comm: Communicator | None = None) -> dict:
+          progress: bool = True, comm: Communicator | None = None, artifacts: bool = True
+          ) -> dict:
     """Run a training run into `out`; returns the summary.
 
     resume: False (a new run), True (continue the run in `out`), or "auto" (continue if every
     worker has a checkpoint, else start afresh: what a torchrun restart after a crash needs).
+    artifacts: False writes only config.yaml, metrics.csv and summary.json (no checkpoints,
+    sample grids or plots): the network benchmark's timed cells.
     """
     out = Path(out)
-    run = build_run(cfg, comm)
+    with open_run(cfg, out, comm) as run:
+        return _train(run, out, resume, overwrite, progress, artifacts)
+
+
+def _train(run: Run, out: Path, resume: bool | str, overwrite: bool, progress: bool,
+           artifacts: bool) -> dict:
+    cfg, r, evaluator = run.cfg, run.cfg.run, run.evaluator
     main = run.comm.is_main
     store = CheckpointStore(out, run.comm)
     if resume == "auto":
@@ -175,52 +178,57 @@ def train(cfg: Config, out: str | Path, *, resume: bool | str = False, overwrite
               if main else None)
     if resume:
         store.check_world()
-    evaluator = Evaluator(run, out if main else None)
     clock = {"train_s": 0.0, "comm_s": 0.0}
-    start_iter = _together(run.comm, lambda: _resume(run, store, evaluator, clock, out)) \
-        if resume else 0
+    start = _together(run.comm, lambda: _resume(run, store, clock, out)) if resume else 0
     if main:
         cfg.save(out / "config.yaml")
-    metrics = (MetricsLog(out / "metrics.csv", resume_iter=start_iter if resume else None)
-               if main else None)
-    if start_iter == 0:
-        evaluator.log(0, clock, metrics, full=True)
+    metrics = MetricsLog(out / "metrics.csv", resume_iter=start if resume else None) \
+        if main else None
+    quality_every = r.quality_every or r.eval_every
+    if start == 0:
+        evaluator.log(0, clock, metrics, full=True, quality=True)
+    run.comm.barrier()  # the main process measured quality alone: start the clocks together
 
-    r = cfg.run
-    closure = run.workers.compute_grads
-    bar = tqdm(total=r.iters, initial=start_iter, disable=not (progress and main), unit="it",
+    bar = tqdm(total=r.iters, initial=start, disable=not (progress and main), unit="it",
                dynamic_ncols=True,
                desc=f"{cfg.optim.algo} {run.topology.name} N={run.topology.n_workers}")
-    k = start_iter
-    stop = False
+    k, stop, path = start, False, None
     with _StopFlag() as flag:
-        while k < r.iters and not stop:
-            t0 = time.perf_counter()
-            comm_before = run.comm.traffic.seconds
-            run.optimizer.step(closure)
-            clock["train_s"] += time.perf_counter() - t0
-            clock["comm_s"] += run.comm.traffic.seconds - comm_before
-            k += 1
+        for step in steps(run, start, r.iters):
+            k = step.iteration
+            clock["train_s"] += step.seconds
+            clock["comm_s"] += step.comm_seconds
             bar.update(1)
-            log_now = k % r.log_every == 0 or k % r.eval_every == 0 or k == r.iters
+            last = k == r.iters
+            full = k % r.eval_every == 0 or last
+            log_now = k % r.log_every == 0 or full
             if log_now:
-                row = evaluator.log(k, clock, metrics, full=(k % r.eval_every == 0 or k == r.iters))
+                row = evaluator.log(k, clock, metrics, full=full,
+                                    quality=full and (k % quality_every == 0 or last))
                 bar.set_postfix(evaluator.postfix(row), refresh=False)
-            if k % r.sample_every == 0 or k == r.iters:
+                if full and main and not progress:
+                    log.info("%s: iteration %d/%d %s", out.name, k, r.iters,
+                             evaluator.postfix(row))
+            if artifacts and (k % r.sample_every == 0 or last):
                 evaluator.samples(k)
-            # Ranks must stop at the same step; agreeing costs a collective, so only at log steps.
+            # Ranks must stop at the same step; agreeing costs a collective, so only at log
+            # steps (it also starts the next step's clocks together after an evaluation).
             if log_now or not store.sharded:
                 stop = run.comm.any_true(flag.stop)
-            if k % r.checkpoint_every == 0 or k == r.iters or stop:
-                path = store.save(_state(run, k, clock, evaluator), k)
+            if artifacts and (k % r.checkpoint_every == 0 or last or stop):
+                path = store.save(_state(run, k, clock), k)
+            if stop:
+                break
     bar.close()
     if k < r.iters:
-        if main:
-            print(f"interrupted at iteration {k}/{r.iters}; checkpoint saved to {path}. "
-                  f"Resume with the same command plus --resume.")
-        return {"interrupted": True, "iteration": k}
-    summary = evaluator.summary(k, clock)
+        return {"interrupted": True, "iteration": k, "iters": r.iters,
+                "checkpoint": str(path) if path else None}
+    result = summary(run, k, clock)
     if main:
-        write_json(out / "summary.json", summary)
-        plot_run(out)
-    return summary
+        write_json(out / "summary.json", result)
+        if artifacts:
+            plot_run(out)
+    return result
+
+
+__all__ = ["Step", "steps", "summary", "train"]

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # no pyplot: no global backend, no figure registry
 
 from gossipgan.train.outputs import read_metrics  # noqa: E402
 
@@ -41,7 +38,8 @@ def plot_run(run_dir: Path) -> list[Path]:
             continue
         # Against iterations and against training seconds: the second axis is the one that
         # shows what a cheaper communication pattern buys.
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
+        fig = Figure(figsize=(9, 3.5))
+        axes = fig.subplots(1, 2, sharey=True)
         for ax, x, label in ((axes[0], "iter", "iteration"),
                              (axes[1], "wall_s", "wall-clock seconds (training)")):
             ax.plot(*_series(rows, key, x))
@@ -53,11 +51,11 @@ def plot_run(run_dir: Path) -> list[Path]:
         fig.tight_layout()
         path = out_dir / f"{key}.png"
         fig.savefig(path, dpi=100)
-        plt.close(fig)
         written.append(path)
     loss_keys = [k for k in (rows[0] if rows else {}) if k.startswith("loss_")]
     if loss_keys:
-        fig, ax = plt.subplots(figsize=(5, 3.5))
+        fig = Figure(figsize=(5, 3.5))
+        ax = fig.subplots()
         for key in loss_keys:
             ax.plot(*_series(rows, key), label=key)
         ax.set_xlabel("iteration")
@@ -67,7 +65,6 @@ def plot_run(run_dir: Path) -> list[Path]:
         fig.tight_layout()
         path = out_dir / "losses.png"
         fig.savefig(path, dpi=100)
-        plt.close(fig)
         written.append(path)
     return written
 
@@ -78,7 +75,8 @@ def plot_comparison(run_dirs: dict[str, Path], out: Path, keys=("grad_op_norm_sq
     runs = {name: read_metrics(d / "metrics.csv") for name, d in run_dirs.items()}
     keys = [k for k in keys if any(_series(rows, k, x)[0] for rows in runs.values())]
     panels = max(len(keys), 1)
-    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 3.8), squeeze=False)
+    fig = Figure(figsize=(5 * panels, 3.8))
+    axes = fig.subplots(1, panels, squeeze=False)
     for ax, key in zip(axes[0], keys, strict=False):  # no keys: one empty panel
         for name, rows in runs.items():
             xs, ys = _series(rows, key, x)
@@ -92,5 +90,4 @@ def plot_comparison(run_dirs: dict[str, Path], out: Path, keys=("grad_op_norm_sq
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
-    plt.close(fig)
     return out

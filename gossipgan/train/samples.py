@@ -5,11 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.figure import Figure  # no pyplot: no global backend, no figure registry
 from torch import Tensor  # noqa: E402
 
 
@@ -30,7 +27,8 @@ def image_grid(images: Tensor, nrow: int | None = None, pad: int = 1) -> Tensor:
 def save_samples(samples: Tensor, path: Path, title: str = "",
                  reference: Tensor | None = None) -> None:
     """Write a PNG: a grid for images, a scatter (over `reference` points if given) for 2-D."""
-    fig, ax = plt.subplots(figsize=(4, 4))
+    fig = Figure(figsize=(4, 4))
+    ax = fig.subplots()
     if samples.dim() == 4:
         # numpy, not torch: matplotlib's np.array(x, copy=...) warns on torch tensors
         grid = image_grid(samples[:64]).numpy()
@@ -49,4 +47,3 @@ def save_samples(samples: Tensor, path: Path, title: str = "",
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -4,12 +4,15 @@ glibc's malloc returns big freed blocks to the kernel (munmap, or trimming the t
 heap) and maps fresh pages for the next big allocation; each fresh 4 KiB page then costs a
 page fault when it is first written. The simulator allocates and frees tens of MB every step
 (N workers' gradients and activations, the optimizer's and the gossip round's new tensors):
-with glibc's defaults an MLP GAN step at N = 64 takes about 1,000 page faults, and 200
-training iterations take 2-9 % longer (BENCHMARKS.md). Raising the two thresholds keeps that
+with glibc's defaults every step page-faults that memory in again (counted in
+tests/test_layout.py; the cost is measured in BENCHMARKS.md). Raising the two thresholds keeps that
 memory for the next step instead. The process then holds on to its peak heap, which a
 training process reaches again every step anyway.
 
-Only on glibc (Linux); elsewhere, or with GOSSIPGAN_KEEP_FREED_MEMORY=0, it does nothing.
+It changes malloc for the whole process, so the library never calls it on its own: the
+simulator's entry points opt in (`gossipgan train` / `solve` with the simulator backend and
+the benchmarks call it; a Python user calls `gossipgan.sim.keep_freed_memory()`). Only on
+glibc (Linux); elsewhere, or with GOSSIPGAN_KEEP_FREED_MEMORY=0, it does nothing.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Gossip graphs and their mixing matrices (pure numpy data, no torch.distributed).
+"""The topology builders: one function per named gossip graph, and `build` by name.
 
 Convention (DESIGN.md §2): one gossip round is x^i <- sum_j W[i, j] x^j, with W an N×N doubly
 stochastic matrix whose entry W[i, j] is positive only when j == i or j is a neighbour that i
@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from gossipgan import graphs
 from gossipgan.errors import ConfigError, check_choice
-from gossipgan.mixing import Topology, exact_average_rounds, validate
+from gossipgan.topology import graphs
+from gossipgan.topology.schedule import Topology, exact_average_rounds, validate
 
 __all__ = [
     "TOPOLOGIES",
@@ -36,6 +36,7 @@ __all__ = [
     "from_networkx",
     "hypercube",
     "one_peer_exponential",
+    "options_of",
     "ring",
     "star",
     "symmetric_exponential",
@@ -194,19 +195,23 @@ _BUILDERS = MappingProxyType(
 TOPOLOGIES: tuple[str, ...] = (*_BUILDERS, "file")
 
 
+def options_of(name: str) -> tuple[str, ...]:
+    """The options topology `name` takes (its builder's keyword arguments), checked once here
+    for `build` and for the run config."""
+    key = check_choice("topology", name.replace("-", "_"), TOPOLOGIES)
+    if key == "file":
+        return ("path",)
+    return tuple(inspect.signature(_BUILDERS[key]).parameters)[1:]
+
+
 def build(name: str, n_workers: int | None, **options: Any) -> Topology:
     """Build a topology by name (hyphens accepted for underscores).
 
     "file" reads an edge list: `build("file", n_workers, path=PATH)`; n_workers may be None
     (take it from the file), otherwise it must match the file's node count.
     """
-    key = check_choice("topology", name.replace("-", "_"), TOPOLOGIES)
-    if key == "file":
-        allowed = ["path"]
-        builder: Any = from_edge_list
-    else:
-        builder = _BUILDERS[key]
-        allowed = list(inspect.signature(builder).parameters)[1:]
+    key = name.replace("-", "_")
+    allowed = options_of(key)
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ConfigError(
@@ -225,4 +230,4 @@ def build(name: str, n_workers: int | None, **options: Any) -> Topology:
         return topology
     if n_workers is None:
         raise ConfigError(f"topology {key!r} needs a number of workers (--workers N)")
-    return builder(n_workers, **options)
+    return _BUILDERS[key](n_workers, **options)

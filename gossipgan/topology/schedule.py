@@ -3,7 +3,7 @@ with its spectral facts, and `validate` for any candidate mixing matrix.
 
 Convention (DESIGN.md §2): one gossip round is x^i <- sum_j W[i, j] x^j, W doubly stochastic
 and positive only on the diagonal and on edges j -> i. The builders live in
-`gossipgan.topology`, which re-exports everything here.
+`gossipgan.topology.builders`; `gossipgan.topology` re-exports both.
 """
 
 from __future__ import annotations

@@ -1,0 +1,130 @@
+"""The one place a run is built from its config.
+
+    with open_run(cfg, out) as run:     # threads set, process group joined (dist), torn down after
+        run.topology  run.comm  run.game  run.workers  run.optimizer  run.evaluator
+
+`open_run` is the context manager every entry point uses (training, `gossipgan eval`, the
+network benchmark's cells); `build_run` does the building inside it. The packages below take
+plain arguments and never see a `Config`: the mapping from config keys to their arguments is
+written here, once. The user's config is never changed; what is derived from it (the device,
+the simulator's resolved `auto` choices) lives on the `Run` beside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from gossipgan.comm import Communicator, SimComm
+from gossipgan.comm.dist import DistComm, init_process_group, local_device
+from gossipgan.data import load_dataset
+from gossipgan.games import Game, GanGame, build_analytic_game
+from gossipgan.games.analytic import ANALYTIC_GAMES
+from gossipgan.optim import GossipOptimizer, optimizer_class
+from gossipgan.sim import Workers
+from gossipgan.topology import Topology
+from gossipgan.train.config import Config
+from gossipgan.train.evaluate import Evaluator
+
+
+@dataclass
+class Run:
+    """Everything a step and its measurements touch, built from `cfg` by `build_run`."""
+
+    cfg: Config
+    device: torch.device
+    topology: Topology
+    comm: Communicator
+    game: Game
+    workers: Workers
+    optimizer: GossipOptimizer
+    evaluator: Evaluator
+
+    def derived(self) -> dict:
+        """What was derived from the config rather than given (for summary.json)."""
+        out = {"device": str(self.device), "vectorize": self.workers.vectorize}
+        if isinstance(self.comm, SimComm):
+            out["mixing"] = self.comm.mode
+        return out
+
+
+def build_game(cfg: Config, n_workers: int, device: torch.device | str = "cpu") -> Game:
+    """The game `cfg` describes, split over `n_workers` shards."""
+    g, d = cfg.game, cfg.data
+    if g.name in ANALYTIC_GAMES:
+        return build_analytic_game(g.name, n_workers=n_workers, dim=g.dim,
+                                   samples_per_worker=g.samples_per_worker,
+                                   heterogeneity=g.heterogeneity, noise=g.noise,
+                                   seed=cfg.run.seed, device=device)
+    dataset = load_dataset(d.dataset, d.root, split="train", image_size=d.image_size,
+                           seed=cfg.run.seed)
+    return GanGame(dataset, n_workers, model=g.model, loss=g.loss, latent_dim=g.latent_dim,
+                   width=g.width, gp_weight=g.gp_weight, scheme=d.shard, alpha=d.alpha,
+                   batch_size=cfg.run.batch, seed=cfg.run.seed)
+
+
+def build_optimizer(cfg: Config, game: Game, workers: Workers, comm: Communicator
+                    ) -> GossipOptimizer:
+    """The config's algorithm over the workers' parameters, one group per player (lr_g, lr_d)."""
+    o = cfg.optim
+    groups = []
+    for player, lr in (("min", o.lr_g or o.lr), ("max", o.lr_d or o.lr)):
+        params = [p for k, p in workers.params.items() if game.player(k) == player]
+        if params:
+            groups.append({"params": params, "lr": lr})
+    cls = optimizer_class(o.algo)
+    kwargs = dict(lr=o.lr, rounds=o.rounds)
+    if cls.direction == "adam":
+        kwargs.update(betas=(o.beta1, o.beta2), eps=o.eps, moments=o.moments)
+    return cls(groups, comm=comm, **kwargs)
+
+
+def build_run(cfg: Config, out: Path | None = None, comm: Communicator | None = None) -> Run:
+    """The run `cfg` describes. `comm`: the communicator to use (default: the simulator, or
+    DistComm when run.backend is dist; its process group must be joined: see `open_run`).
+    `out`: the run directory the evaluator writes samples to (on the main process)."""
+    graph = comm.topology if comm is not None else cfg.topology.build()
+    device = torch.device(cfg.run.device)
+    if comm is None and cfg.run.backend == "dist":
+        comm = DistComm(graph, delay_s=cfg.run.delay_ms / 1000)
+        device = local_device(dist.get_backend())
+    elif comm is None:
+        comm = SimComm(graph, mode=cfg.run.mixing)
+    game = build_game(cfg, graph.n_workers, device)
+    workers = Workers(game, comm.workers, cfg.run.seed, cfg.run.batch, cfg.run.vectorize, device)
+    optimizer = build_optimizer(cfg, game, workers, comm)
+    r = cfg.run
+    evaluator = Evaluator(
+        game, comm, workers.names, optimizer, seed=r.seed, eval_batch=r.eval_batch,
+        batch=r.batch, out=Path(out) if out is not None and comm.is_main else None,
+        quality_every=r.quality_every, quality_samples=r.quality_samples,
+        classifier=r.classifier, title=cfg.optim.algo)
+    return Run(cfg, device, graph, comm, game, workers, optimizer, evaluator)
+
+
+@contextlib.contextmanager
+def open_run(cfg: Config, out: Path | None = None, comm: Communicator | None = None
+             ) -> Iterator[Run]:
+    """`build_run` inside what a run needs around it, undone on exit: torch's thread count
+    (run.threads) and, for run.backend=dist, the torchrun process group (joined here unless
+    the caller joined it, and then left to the caller)."""
+    threads = torch.get_num_threads()
+    joined = False
+    try:
+        torch.set_num_threads(cfg.run.threads)
+        if comm is None and cfg.run.backend == "dist" and not dist.is_initialized():
+            init_process_group(cfg.run.dist_backend, cfg.topology.workers)
+            joined = True
+        yield build_run(cfg, out, comm)
+    finally:
+        if joined and dist.is_initialized():
+            dist.destroy_process_group()
+        torch.set_num_threads(threads)
+
+
+__all__ = ["Run", "build_game", "build_optimizer", "build_run", "open_run"]
