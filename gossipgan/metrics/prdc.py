@@ -21,7 +21,8 @@ nearest neighbours, the k-th lying on the sphere).
 Every point is used (no subsampling), so the numbers are deterministic. They depend on the
 sample sizes, because the k-NN radii shrink as a set grows: compare values measured with the
 same numbers of real and fake points only. Distances are float64 `torch.cdist` in blocks of
-at most BLOCK_ELEMENTS entries, so 10,000 x 10,000 points need tens of MB, not 800 MB.
+at most BLOCK_ELEMENTS entries, so memory is bounded by a block, never the whole N x M matrix
+(800 MB for 10,000 x 10,000).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from gossipgan.errors import ConfigError
 
 PRDC_METRICS = ("precision", "recall", "density", "coverage")
 DEFAULT_K = 5  # both papers' choice
-BLOCK_ELEMENTS = 1 << 22  # distances held at once: 32 MB of float64
+BLOCK_ELEMENTS = 1 << 21  # distances held at once: 16 MB of float64
 # torch.cdist computes large blocks as |x|^2 + |y|^2 - 2 x.y, whose rounding depends on the
 # block shape, so a distance that is exactly a radius (duplicated points, identical sets)
 # can come out a hair below it in one chunking and not in another. Distances within this
@@ -82,12 +83,15 @@ def knn_radii(x: Tensor, k: int = DEFAULT_K, *, chunk_size: int | None = None,
     x = _features(x, what or "input")
     _check_k(k, len(x), what or "input")
     _check_chunk(chunk_size)
-    radii = []
-    for _, block in _blocks(x, len(x), chunk_size):
+    # Filled in place: small per-block results kept between the big distance blocks
+    # fragment the heap, and resident memory then grows by a block per iteration.
+    radii = torch.empty(len(x), dtype=torch.float64)
+    for start, block in _blocks(x, len(x), chunk_size):
         # Each row's own point is among its k + 1 smallest, at distance 0 (or a duplicate is:
         # the same value), so the (k + 1)-th smallest is the k-th neighbour's distance.
-        radii.append(torch.cdist(block, x).topk(k + 1, dim=1, largest=False).values[:, k])
-    return torch.cat(radii)
+        d = torch.cdist(block, x)
+        radii[start:start + len(block)] = d.topk(k + 1, dim=1, largest=False).values[:, k]
+    return radii
 
 
 class PRDC:
@@ -128,7 +132,7 @@ class PRDC:
             d = torch.cdist(block, self.real)
             hits[start:start + len(block)] = (d < real_inside).sum(1)
             recalled |= (d < fake_inside[start:start + len(block), None]).any(0)
-            nearest = torch.minimum(nearest, d.min(0).values)
+            torch.minimum(nearest, d.min(0).values, out=nearest)  # in place, as in knn_radii
         return {"precision": float((hits > 0).double().mean()),
                 "recall": float(recalled.double().mean()),
                 "density": float(hits.sum()) / (k * m),
