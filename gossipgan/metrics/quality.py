@@ -12,6 +12,16 @@ Metrics (torchmetrics computes the first three; the feature module is a `SmallCN
   generated samples' predicted labels (mode coverage; data has all of them).
 - ``cls_class_kl``: KL(p_gen || p_data) between the predicted-class histograms of the
   generated and reference images (p_data Laplace-smoothed so it is never 0).
+- ``cls_precision``, ``cls_recall``: improved precision and recall (Kynkäänniemi et al. 2019)
+  of the same 64-d features with k = 5 nearest-neighbour balls: the share of generated
+  images inside the reference manifold (fidelity), and of reference images inside the
+  generated one (diversity). In [0, 1], higher is better.
+- ``cls_density``, ``cls_coverage``: density and coverage (Naeem et al. 2020), same features
+  and k: how many reference balls hold a generated image on average, divided by k (about 1
+  for a sample of the data distribution, and it can exceed 1), and the share of reference
+  balls that hold any generated image. Higher is better. All four are computed on every
+  reference and generated image, no subsampling (gossipgan.metrics.prdc), and depend on the
+  numbers of images: compare values measured with the same sample counts.
 
 These are THIS project's metrics: a different network, resolution and feature size than
 Inception FID/IS, so never comparable to published FID/IS numbers, only between runs measured
@@ -32,8 +42,10 @@ from torchmetrics.image.kid import KernelInceptionDistance
 from gossipgan.data import resize_images
 from gossipgan.errors import ConfigError
 from gossipgan.metrics.classifier import SmallCNN
+from gossipgan.metrics.prdc import DEFAULT_K, PRDC, PRDC_METRICS
 
-CLS_METRICS = ("cls_fid", "cls_is", "cls_kid", "cls_classes_hit", "cls_class_kl")
+CLS_METRICS = ("cls_fid", "cls_is", "cls_kid", "cls_classes_hit", "cls_class_kl",
+               *(f"cls_{name}" for name in PRDC_METRICS))
 # Covariances of d-dim features need many more than d samples; 8 d keeps the bias of
 # cls_fid small enough to rank runs (the 64-d shipped classifiers need 512).
 SAMPLES_PER_FEATURE = 8
@@ -65,12 +77,13 @@ class ClassifierMetrics:
     """cls_* metrics of generated images against a fixed reference set of real images.
 
     The reference features are computed once; `__call__(images)` measures a new set of
-    generated images. `seed` fixes KID's subsets and IS's split order.
+    generated images. `seed` fixes KID's subsets and IS's split order; `prdc_k` is the
+    nearest-neighbour count of cls_precision / recall / density / coverage.
     """
 
     def __init__(self, model: SmallCNN, reference: Tensor, *, batch_size: int = 1000,
                  kid_subsets: int = 10, kid_subset_size: int = 1000, is_splits: int = 10,
-                 seed: int = 0):
+                 seed: int = 0, prdc_k: int = DEFAULT_K):
         self.model = model.eval()
         self.batch_size = batch_size
         self.kid_subset_size = kid_subset_size
@@ -93,10 +106,13 @@ class ClassifierMetrics:
                                             splits=is_splits, normalize=False,
                                             sync_on_compute=False)
         counts = torch.zeros(model.num_classes, dtype=torch.float64)
+        kept = []
         for features, logits in self._outputs(reference):
             self.fid.update(features, real=True)
             self.kid.update(features, real=True)
+            kept.append(features)
             counts += torch.bincount(logits.argmax(1), minlength=len(counts)).double()
+        self.prdc = PRDC(torch.cat(kept), prdc_k)  # reference radii, once
         self.n_reference = len(reference)
         self.data_hist = (counts + 1) / (counts.sum() + len(counts))  # Laplace: never 0
 
@@ -129,10 +145,12 @@ class ClassifierMetrics:
         for metric in (self.fid, self.kid, self.inception):
             metric.reset()
         counts = torch.zeros(self.model.num_classes, dtype=torch.float64)
+        kept = []
         for features, logits in self._outputs(images):
             self.fid.update(features, real=False)
             self.kid.update(features, real=False)
             self.inception.update(logits)
+            kept.append(features)
             counts += torch.bincount(logits.argmax(1), minlength=len(counts)).double()
         self.kid.subset_size = min(self.kid_subset_size, len(images), self.n_reference)
         with torch.random.fork_rng(devices=[]):
@@ -142,9 +160,11 @@ class ClassifierMetrics:
         gen_hist = counts / counts.sum()
         hit = int((gen_hist >= COVER_SHARE * self.data_hist).sum())
         kl = torch.special.xlogy(gen_hist, gen_hist) - torch.special.xlogy(gen_hist, self.data_hist)
-        return {"cls_fid": float(self.fid.compute()), "cls_is": float(is_mean),
-                "cls_kid": float(kid_mean), "cls_classes_hit": hit,
-                "cls_class_kl": float(kl.sum())}
+        out = {"cls_fid": float(self.fid.compute()), "cls_is": float(is_mean),
+               "cls_kid": float(kid_mean), "cls_classes_hit": hit,
+               "cls_class_kl": float(kl.sum())}
+        out.update({f"cls_{name}": v for name, v in self.prdc(torch.cat(kept)).items()})
+        return out
 
 
 def inception_metrics(real: Tensor, fake: Tensor, weights_path: str) -> dict[str, float]:
