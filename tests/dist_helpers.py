@@ -194,10 +194,12 @@ def main(argv: list[str]) -> int:
     """Every rank: run each named config with the distributed backend into OUT/NAME."""
     import torch.distributed as dist
 
+    from gossipgan.comm.dist import init_process_group
     from gossipgan.train import train
 
     skip_pictures()
     out = Path(argv[0])
+    init_process_group("gloo")  # joined once for all the runs: train() then leaves it alone
     try:
         for name in argv[1:]:
             train(make_config(name, "dist"), out / name, overwrite=True, progress=False)

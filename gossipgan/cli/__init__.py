@@ -21,13 +21,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from gossipgan.cli import bench_cmd, eval_cmd, solve, topology_cmd, train_cmd
+    from gossipgan.cli import bench_cmd, config_cmd, eval_cmd, solve, topology_cmd, train_cmd
 
     parser = _Parser(prog="gossipgan", description="Decentralized optimistic training of GANs "
                      "and min-max games over gossip graphs.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for module in (train_cmd, solve, topology_cmd, eval_cmd, bench_cmd):
+    for module in (train_cmd, solve, topology_cmd, eval_cmd, bench_cmd, config_cmd):
         module.add_parser(sub)
     return parser
 
@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"gossipgan: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `gossipgan config | head`: the reader left, nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:  # before the training loop took over Ctrl-C: nothing to save yet
         print("gossipgan: interrupted", file=sys.stderr)
         return 130

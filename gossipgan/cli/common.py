@@ -29,6 +29,7 @@ def add_run_options(p: argparse.ArgumentParser, extra: dict | None = None) -> No
     flags = {**RUN_FLAGS, **(extra or {})}
     for flag, (key, typ) in flags.items():
         p.add_argument(flag, type=typ, default=None, dest=key.replace(".", "__"),
+                       metavar=flag.lstrip("-").upper().replace("-", "_"),
                        help=f"{help_of(key)} [{key}]")
     p.add_argument("--config", metavar="FILE",
                    help="YAML config (sections game/data/topology/optim/run)")

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from gossipgan.errors import ConfigError
-from gossipgan.topology import TOPOLOGIES, Topology, build
+from gossipgan.topology import TOPOLOGIES, Topology
+from gossipgan.train.config import TopologyConfig
 from gossipgan.topology.graphs import torus_shape
 
 log = logging.getLogger(__name__)
@@ -42,19 +43,12 @@ def add_parser(subparsers: Any) -> None:
 
 
 def topology_from_args(args: argparse.Namespace) -> Topology:
-    """Build the topology the options ask for; only options the user gave are forwarded, so
-    an option the topology does not take is reported instead of silently ignored."""
-    options = {
-        key: value
-        for key, value in (
-            ("self_weight", args.self_weight),
-            ("p", args.p),
-            ("seed", args.seed),
-            ("path", args.edges),
-        )
-        if value is not None
-    }
-    return build(args.name, args.workers, **options)
+    """Build the topology the options ask for, through the run config's own topology section
+    (the one place options are mapped and checked): an option the topology does not take is
+    reported, not ignored."""
+    section = TopologyConfig(name=args.name, workers=args.workers, self_weight=args.self_weight,
+                             p=args.p, graph_seed=args.seed, edges=args.edges)
+    return section.build()
 
 
 def summary(topology: Topology) -> dict[str, Any]:

@@ -147,9 +147,8 @@ class DistComm(Communicator):
         outs = self.topology.out_neighbors(me, round_index)
         recv = self._receive_buffers(flat, len(ins))
         # Receives are posted before sends: a gloo send waits for the peer's "ready to
-        # receive" notice. Measured over emulated links (BENCHMARKS.md, "Network conditions"),
-        # a 348 kB exchange each way between pairs of 8 workers at 100 Mbit/s took 62-66 ms
-        # with the sends posted first and 32-36 ms with the receives first (link alone: 28 ms).
+        # receive" notice: over emulated links, posting the sends first nearly doubled a
+        # model-sized exchange (BENCHMARKS.md, "Network conditions").
         ops = [dist.P2POp(dist.irecv, buf, j) for buf, (j, _) in zip(recv, ins, strict=True)]
         ops += [dist.P2POp(dist.isend, flat, j) for j, _ in outs]
         if self.delay_s:

@@ -2,7 +2,7 @@
 
 Two ways to mix, chosen per topology (settable):
 - "dense": one precomputed product W^t applied as a matmul, O(N^2 d) but a single kernel;
-  fastest for small N (DESIGN.md §8: 3-4x faster than t separate rounds).
+  fastest for small N (DESIGN.md §8: faster than t separate rounds).
 - "sparse": one round at a time, O(N K d) for K = max in-degree + 1, so the cost grows with
   the edges, not N^2. A round is memory-bound, so it is written to touch memory as little as
   possible (bench/sim_throughput.py, BENCHMARKS.md): when W's non-zeros lie on a few

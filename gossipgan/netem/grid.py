@@ -213,8 +213,8 @@ def run_grid(grid: Grid, out: Path, on_result=None) -> list[dict]:
 
     Each condition gets fresh workers, hence fresh connections: with one set of workers for
     the whole grid, TCP state carried over from earlier conditions (another MTU, another
-    latency) made 100 Mbit/s, 5 ms cells up to 1.4x slower than the same condition run alone
-    (BENCHMARKS.md, "Network conditions"). The driver shapes the network, writes `go-<i>`
+    latency) made cells slower than the same condition run alone (BENCHMARKS.md, "Network
+    conditions"). The driver shapes the network, writes `go-<i>`
     (worker 0 waits for it), starts the workers and waits for result.json and their exit."""
     grid.validate()
     out.mkdir(parents=True, exist_ok=True)

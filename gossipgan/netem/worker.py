@@ -224,8 +224,9 @@ def warm_up(spec: dict, seconds: float = WARM_SECONDS) -> None:
     """Traffic on every connection the cells will use, before anything is timed.
 
     Each condition starts fresh workers (grid.run_grid), and a fresh TCP connection's windows
-    grow only with traffic: over a 40 ms round trip a cold one took 63 ms per 348 kB exchange
-    where a warm one took 46 ms. A long training run's connections are warm."""
+    grow only with traffic: over tens of ms of round trip a cold one is markedly slower per
+    model-sized exchange than a warm one (BENCHMARKS.md, "Network conditions"). A long
+    training run's connections are warm."""
     cells = [cell_comm(cell_config(spec, cell), spec["n_floats"]) for cell in spec["cells"]]
     deadline = [time.perf_counter() + seconds]
     dist.broadcast_object_list(deadline, src=0)  # rank 0's clock decides for everyone
@@ -242,8 +243,8 @@ def run_condition(spec: dict, out: Path) -> dict:
     """The peer comparison, every cell, then α and β, for the condition in `spec`.
 
     α and β come last, on the connections the cells have warmed: a fresh TCP connection's
-    windows grow only with traffic, and over 40 ms of round trip a cold one took twice as long
-    per 348 kB message as the cells' warm ones (BENCHMARKS.md, "Network conditions")."""
+    windows grow only with traffic, so a cold one would measure a slower link than the one the
+    cells saw (BENCHMARKS.md, "Network conditions")."""
     rank = dist.get_rank()
     n_floats = spec["n_floats"]
     warm_up(spec)

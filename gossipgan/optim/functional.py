@@ -35,9 +35,8 @@ def adam_updates(
     torch.optim.Adam's. Element-wise, so the worker axis needs no special care.
 
     On CPU and CUDA it runs torch's fused kernel (torch.optim.Adam(fused=True)): one pass over
-    memory instead of about seven. The simulator's stacked moments are large (4.5M floats per
-    tensor set for 64 MLP GANs): a whole DPOAdam step there is 1.5-1.6x faster
-    (bench/optim_step.py).
+    memory instead of about seven, which matters for the simulator's large stacked moments
+    (bench/optim_step.py measures it; figures in BENCHMARKS.md).
     """
     updates = [torch.zeros_like(g) for g in grads]
     # the kernel wants each step count on its tensor's device (a checkpoint may hold them on CPU)

@@ -111,8 +111,10 @@ def build_run(cfg: Config, out: Path | None = None, comm: Communicator | None = 
 def open_run(cfg: Config, out: Path | None = None, comm: Communicator | None = None
              ) -> Iterator[Run]:
     """`build_run` inside what a run needs around it, undone on exit: torch's thread count
-    (run.threads) and, for run.backend=dist, the torchrun process group (joined here unless
-    the caller joined it, and then left to the caller)."""
+    (run.threads) and, for run.backend=dist, the torchrun process group (joined here and left
+    on exit, unless the caller joined it: then it is the caller's). A process that runs
+    several distributed runs joins the group once first
+    (`gossipgan.comm.dist.init_process_group`): torchrun's rendezvous serves one group."""
     threads = torch.get_num_threads()
     joined = False
     try:
