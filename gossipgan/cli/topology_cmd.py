@@ -15,8 +15,8 @@ from typing import Any
 
 from gossipgan.errors import ConfigError
 from gossipgan.topology import TOPOLOGIES, Topology
-from gossipgan.train.config import TopologyConfig
 from gossipgan.topology.graphs import torus_shape
+from gossipgan.train.config import TopologyConfig
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ on the smaller Gram matrix of M = w.flatten(1) (Miyato et al.'s reshaping of a c
 kernel), not with `svdvals` on M: both are exact to float precision and both work under
 vmap + torch.func.grad, and the Gram/eigh route was several times faster on CPU when
 measured (forward+backward, alone and vmapped over workers). The gradient of sqrt(lambda_max)
-is u1 v1^T, the same as that of the top singular value. No state, no randomness, no buffers: the normalised weight is a pure function
-of the parameter.
+is u1 v1^T, the same as that of the top singular value. No state, no randomness, no
+buffers: the normalised weight is a pure function of the parameter.
 """
 
 from __future__ import annotations
