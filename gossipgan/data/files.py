@@ -140,7 +140,7 @@ def read_idx_bytes(path: Path) -> bytes:
 
 def _idx_mismatch(path: Path, dims, total: int, got: int, gz: bool = False) -> None:
     size = f"{total} bytes" + (f" = {human_bytes(total)}" if total >= 1024 else "")
-    got_text = f"more than {total}" if got > total else str(got)
+    got_text = f"more than {total}" if gz and got > total else str(got)  # gz: read stops
     raise bad(f"idx file {path}: idx header says {list(dims)} ({size}) but the file holds "
               f"{got_text} bytes{' decompressed' if gz else ''}; truncated or not an idx file")
 
@@ -223,7 +223,7 @@ def _read_cifar_meta(path: Path) -> tuple[str, ...]:
         elif isinstance(names, list | tuple):
             got = f"{len(names)} entries of types {sorted({type(n).__name__ for n in names})}"
         else:
-            got = f"b'label_names' = a {type(names).__name__}"
+            got = f"b'label_names' of type {type(names).__name__}"
         raise bad(f"{path}: expected a pickled dict whose b'label_names' lists "
                   f"{_CIFAR_CLASSES} names (bytes or str), got {got}")
     return tuple(n.decode("utf-8", "replace") if isinstance(n, bytes) else n for n in names)

@@ -25,8 +25,9 @@ from gossipgan.errors import ConfigError
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _LAYOUT = "root/<class_name>/*.png|*.jpg|*.jpeg"
 # Only these decoders: a file named .png that is really EPS, TIFF, ... is refused, so no other
-# PIL plugin (EPS would start Ghostscript) ever sees it. MPO = multi-picture JPEG (cameras).
-_FORMATS = ("PNG", "JPEG", "MPO")
+# PIL plugin (EPS would start Ghostscript) ever sees it. The JPEG opener also hands back
+# multi-picture (MPO) JPEGs from cameras.
+_FORMATS = ("PNG", "JPEG")
 
 
 def load_imagefolder(root: Path, image_size: int) -> Loaded:
@@ -38,12 +39,12 @@ def load_imagefolder(root: Path, image_size: int) -> Loaded:
 
     check_image_size(image_size)
     need_dir(root, _LAYOUT)
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classes = sorted(p.name for p in _listdir(root) if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise bad(f"{root} has no class sub-folders; expected {_LAYOUT}")
     files: list[tuple[Path, int]] = []
     for label, name in enumerate(classes):
-        found = sorted(p for p in (root / name).iterdir()
+        found = sorted(p for p in _listdir(root / name)
                        if p.suffix.lower() in _IMAGE_SUFFIXES and p.is_file())
         if not found:
             raise bad(f"class folder {root / name} has no .png/.jpg/.jpeg images; expected "
@@ -59,6 +60,13 @@ def load_imagefolder(root: Path, image_size: int) -> Loaded:
     x = x[:, None] if mode == "L" else x.transpose(0, 3, 1, 2)
     y = torch.tensor([label for _, label in files], dtype=torch.int64)
     return uint8_to_unit(np.ascontiguousarray(x)), y, tuple(classes)
+
+
+def _listdir(folder: Path) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except OSError as err:  # unreadable folder
+        raise bad(f"cannot list folder {folder}: {describe(err)}") from err
 
 
 def _open(Image, path: Path, header_only: bool = False, mode: str = "L", size: int = 32):

