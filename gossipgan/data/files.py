@@ -47,6 +47,7 @@ memory before allocating them (see `gossipgan.data.checks`).
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -101,14 +102,7 @@ def _idx_header(head: bytes, where: str) -> tuple[np.dtype, tuple[int, ...], int
                   f"{len(head)} bytes")
     dims = tuple(int.from_bytes(head[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_DTYPES[head[2]])
-    return dtype, dims, size + dtype.itemsize * _prod(dims)  # Python ints: no overflow
-
-
-def _prod(dims: tuple[int, ...]) -> int:
-    out = 1
-    for d in dims:
-        out *= d
-    return out
+    return dtype, dims, size + dtype.itemsize * math.prod(dims)  # Python ints: no overflow
 
 
 def read_idx_bytes(path: Path) -> bytes:
