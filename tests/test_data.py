@@ -299,7 +299,7 @@ def test_npz_refuses_npy_and_object_arrays(tmp_path):
     with pytest.raises(ConfigError, match="single .npy array, not a .npz"):
         load_dataset("npz", str(tmp_path / "a.npy"))
     np.savez(tmp_path / "o.npz", x=np.array([np.zeros(3), "s"], dtype=object))
-    with pytest.raises(ConfigError, match="cannot read array 'x'"):
+    with pytest.raises(ConfigError, match="array 'x' of .*o.npz is an object array"):
         load_dataset("npz", str(tmp_path / "o.npz"))
 
 

