@@ -1,8 +1,9 @@
-"""The one exception type for user mistakes.
+"""The exception types a user sees.
 
-`ConfigError` subclasses `ValueError`, so library users catch it like torch's own validation
-errors; the CLI turns it into one line on stderr and exit status 2 instead of a traceback.
-Messages name what was wrong, the value, and what is allowed.
+`ConfigError` (a user mistake) subclasses `ValueError`, so library users catch it like torch's
+own validation errors; the CLI turns it into one line on stderr and exit status 2 instead of a
+traceback. Messages name what was wrong, the value, and what is allowed. `Diverged` (the
+iterates left the finite numbers) is exit status 3.
 """
 
 
@@ -16,3 +17,10 @@ def check_choice(what: str, value: str, allowed) -> str:
     if value not in allowed:
         raise ConfigError(f"unknown {what} {value!r}; known: {', '.join(map(str, allowed))}")
     return value
+
+
+class Diverged(RuntimeError):
+    """Training produced a non-finite loss, gradient or parameter; the message names the
+    iteration, the player and the last finite checkpoint."""
+
+    exit_code = 3

@@ -204,3 +204,41 @@ def test_duplicate_yaml_keys_are_refused(tmp_path, capsys):
     assert main(["train", "--config", str(path), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert "'lr' appears twice" in err and str(path) in err and "\n" not in err
+
+
+# --- the CLI's error path (issue 13's kinds that go through the config and the loop) -------
+
+def test_resume_with_overwrite_is_refused(tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path / "r"), "--resume", "--overwrite"]) == 2
+    assert "--resume and --overwrite contradict" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("below,needle", [
+    ("file", "is an existing file"),      # --out is an existing file
+    ("file/sub", "Not a directory"),      # --out below a file
+    ("n" * 300, "File name too long"),    # a name too long
+])
+def test_output_path_problems_are_one_line(tmp_path, capsys, below, needle):
+    (tmp_path / "file").write_text("not a folder")
+    out = tmp_path / below
+    argv = ["solve", "--iters", "2", "--out", str(out), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "\n" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("algo,lr", [("dposg", "1e30"), ("dpoadam", "1e30"),
+                                     ("cposg", "1e30"), ("dextragrad", "1e30")])
+def test_divergence_is_exit_3_with_one_line_and_no_nan_checkpoint(tmp_path, capsys, algo, lr):
+    out = tmp_path / "run"
+    argv = ["solve", "--algo", algo, "--lr", lr, "--iters", "60", "--out", str(out),
+            "--set", "run.checkpoint_every=10", "--set", "run.log_every=10", "--no-progress"]
+    assert main(argv) == 3
+    err = capsys.readouterr().err.strip()
+    assert "training diverged at iteration" in err and "\n" not in err
+    assert not (out / "summary.json").exists()
+    from gossipgan.train.checkpoint import load_checkpoint
+
+    if (out / "checkpoint.pt").exists():  # whatever was saved is finite
+        params = load_checkpoint(out / "checkpoint.pt")["workers"]["params"]
+        assert all(torch.isfinite(v).all() for v in params.values())

@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 
-from gossipgan.errors import ConfigError
+from gossipgan.errors import ConfigError, Diverged
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,22 +32,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error(message: str, code: int) -> int:
+    print(f"gossipgan: error: {' '.join(str(message).split())}", file=sys.stderr)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    rank0 = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 logs
-    args.main_process = rank0
-    level = logging.DEBUG if args.verbose else logging.INFO
-    logging.basicConfig(level=level if rank0 else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    """Exit status: 0 done (or interrupted with a checkpoint), 2 bad input or a file or memory
+    problem (one line), 3 training diverged (one line), 130 Ctrl-C before training began,
+    1 a bug (with its traceback)."""
     try:
+        args = build_parser().parse_args(argv)
+        rank0 = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 logs
+        args.main_process = rank0
+        level = logging.DEBUG if args.verbose else logging.INFO
+        logging.basicConfig(level=level if rank0 else logging.WARNING,
+                            format="%(levelname)s %(name)s: %(message)s")
         return int(args.func(args) or 0)
     except ConfigError as e:
-        print(f"gossipgan: error: {e}", file=sys.stderr)
-        return 2
+        return _error(str(e), 2)
+    except Diverged as e:
+        return _error(str(e), Diverged.exit_code)
     except BrokenPipeError:  # `gossipgan config | head`: the reader left, nothing to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:
+        if e.filename is None:
+            raise  # not a file the user named: a bug, keep its traceback
+        names = " -> ".join(str(f) for f in (e.filename, e.filename2) if f is not None)
+        return _error(f"{names}: {e.strerror or e}", 2)
+    except MemoryError:
+        return _error("out of memory: lower the sizes asked for (workers, batch, model width, "
+                      "samples)", 2)
     except KeyboardInterrupt:  # before the training loop took over Ctrl-C: nothing to save yet
         print("gossipgan: interrupted", file=sys.stderr)
         return 130

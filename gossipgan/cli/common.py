@@ -45,6 +45,9 @@ def add_run_options(p: argparse.ArgumentParser, extra: dict | None = None) -> No
 
 def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Config:
     """Defaults (or `base`) < --config file < explicit flags < --set, built and checked once."""
+    if getattr(args, "resume", False) and getattr(args, "overwrite", False):
+        raise ConfigError("--resume and --overwrite contradict each other: --resume continues "
+                          "the run in --out, --overwrite replaces it; pass one")
     values: dict = {}
     if args.config:
         from pathlib import Path

@@ -134,6 +134,17 @@ class Workers:
         for k, p in self.params.items():
             p.grad = grads[k].detach()
 
+    def nonfinite(self) -> str | None:
+        """The first player ('min' or 'max') with a non-finite parameter or gradient on any
+        held worker, else None (the loop's divergence check)."""
+        for player, names in self._players.items():
+            for k in names:
+                p = self.params[k]
+                if not bool(torch.isfinite(p).all()) or (
+                        p.grad is not None and not bool(torch.isfinite(p.grad).all())):
+                    return player
+        return None
+
     def _choose(self, params: Params, batch: Batch) -> str:
         """vmap unless the model is big or convolution-heavy (bench/sim_throughput.py).
 

@@ -117,10 +117,14 @@ class DataConfig(_Section):
 
     def check(self) -> None:
         from gossipgan.data import DATASETS, SCHEMES
+        from gossipgan.data.checks import MAX_IMAGE_SIZE
 
         self._choice("dataset", DATASETS)
         self._choice("shard", SCHEMES)
         self._at_least(1, "image_size")
+        if self.image_size is not None and self.image_size > MAX_IMAGE_SIZE:
+            raise ConfigError(f"data.image_size must be at most {MAX_IMAGE_SIZE}, got "
+                              f"{self.image_size}")
         if not self.alpha > 0:
             raise ConfigError(f"data.alpha (the non-IID concentration) must be > 0, "
                               f"got {self.alpha}")

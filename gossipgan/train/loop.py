@@ -14,6 +14,7 @@ between steps: the loop writes a checkpoint and returns normally, so no step is 
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import time
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from gossipgan.comm import Communicator
-from gossipgan.errors import ConfigError
+from gossipgan.errors import ConfigError, Diverged
 from gossipgan.train.build import Run, open_run
 from gossipgan.train.checkpoint import load_checkpoint
 from gossipgan.train.config import Config, math_differences
@@ -126,6 +127,29 @@ def _together(comm: Communicator, action):
     return result
 
 
+PLAYERS = {"min": "min player's (the generator's)", "max": "max player's (the "
+           "discriminator's)"}
+
+
+def _agree(run: Run, k: int, stop: bool, row: dict | None, checkpoint: Path | None) -> bool:
+    """Whether any rank was asked to stop; raises Diverged (on every rank) if any rank holds a
+    non-finite parameter or gradient, or the logged losses at x_bar are not finite."""
+    player = run.workers.nonfinite()
+    what = f"the {PLAYERS[player]} parameters or gradients are" if player else None
+    if what is None and row is not None:
+        bad = [key for key, v in row.items() if key.startswith("loss_")
+               and v is not None and not math.isfinite(v)]
+        what = f"{bad[0]} at the average model is" if bad else None
+    answers = run.comm.gather_objects((stop, what))
+    diverged = next((w for _, w in answers if w), None)
+    if diverged:
+        kept = f"the last finite checkpoint is {checkpoint}" if checkpoint else \
+            "no checkpoint was written before it"
+        raise Diverged(f"training diverged at iteration {k}: {diverged} not finite; lower "
+                       f"the step size (optim.lr); {kept}")
+    return any(s for s, _ in answers)
+
+
 def summary(run: Run, k: int, clock: dict) -> dict:
     """summary.json: the run's final figures (from the last full evaluation)."""
     last, first = run.evaluator.last_full, run.evaluator.first
@@ -192,7 +216,7 @@ def _train(run: Run, out: Path, resume: bool | str, overwrite: bool, progress: b
     bar = tqdm(total=r.iters, initial=start, disable=not (progress and main), unit="it",
                dynamic_ncols=True,
                desc=f"{cfg.optim.algo} {run.topology.name} N={run.topology.n_workers}")
-    k, stop, path = start, False, None
+    k, stop, path, row = start, False, None, None
     with _StopFlag() as flag:
         for step in steps(run, start, r.iters):
             k = step.iteration
@@ -211,11 +235,13 @@ def _train(run: Run, out: Path, resume: bool | str, overwrite: bool, progress: b
                              evaluator.postfix(row))
             if artifacts and (k % r.sample_every == 0 or last):
                 evaluator.samples(k)
-            # Ranks must stop at the same step; agreeing costs a collective, so only at log
-            # steps (it also starts the next step's clocks together after an evaluation).
-            if log_now or not store.sharded:
-                stop = run.comm.any_true(flag.stop)
-            if artifacts and (k % r.checkpoint_every == 0 or last or stop):
+            save = artifacts and (k % r.checkpoint_every == 0 or last)
+            # Ranks must stop at the same step and agree that the iterates are finite before
+            # a save; agreeing costs a collective, so only at log and checkpoint steps (it
+            # also starts the next step's clocks together after an evaluation).
+            if log_now or save or not store.sharded:
+                stop = _agree(run, k, flag.stop, row if log_now else None, path)
+            if artifacts and (save or stop):
                 path = store.save(_state(run, k, clock), k)
             if stop:
                 break

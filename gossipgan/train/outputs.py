@@ -14,6 +14,9 @@ RUN_MARKERS = ("config.yaml", "checkpoint.pt", "metrics.csv")
 
 def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
     """Refuse to mix two runs in one directory unless asked to."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"the run directory {out} is an existing file, not a directory: "
+                          "choose another --out")
     has_run = out.is_dir() and any((out / m).exists() for m in RUN_MARKERS)
     if resume:
         if not has_run:
