@@ -3,7 +3,8 @@
 `ConfigError` (a user mistake) subclasses `ValueError`, so library users catch it like torch's
 own validation errors; the CLI turns it into one line on stderr and exit status 2 instead of a
 traceback. Messages name what was wrong, the value, and what is allowed. `Diverged` (the
-iterates left the finite numbers) is exit status 3.
+iterates left the finite numbers) is exit status 3, `PeerFailure` (a peer stopped answering
+or went away under torch.distributed) exit status 4.
 """
 
 
@@ -24,3 +25,10 @@ class Diverged(RuntimeError):
     iteration, the player and the last finite checkpoint."""
 
     exit_code = 3
+
+
+class PeerFailure(RuntimeError):
+    """A neighbour exchange or collective timed out (a stalled peer) or lost its connection
+    (a dead peer); the message names the peer(s) this rank waited for."""
+
+    exit_code = 4

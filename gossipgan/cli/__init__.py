@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 
-from gossipgan.errors import ConfigError, Diverged
+from gossipgan.errors import ConfigError, Diverged, PeerFailure
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,8 +39,8 @@ def _error(message: str, code: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Exit status: 0 done (or interrupted with a checkpoint), 2 bad input or a file or memory
-    problem (one line), 3 training diverged (one line), 130 Ctrl-C before training began,
-    1 a bug (with its traceback)."""
+    problem (one line), 3 training diverged (one line), 4 a peer stalled or died under
+    torch.distributed (one line), 130 Ctrl-C before training began, 1 a bug (traceback)."""
     try:
         args = build_parser().parse_args(argv)
         rank0 = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 logs
@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except ConfigError as e:
         return _error(str(e), 2)
-    except Diverged as e:
-        return _error(str(e), Diverged.exit_code)
+    except (Diverged, PeerFailure) as e:
+        return _error(str(e), e.exit_code)
     except BrokenPipeError:  # `gossipgan config | head`: the reader left, nothing to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -11,6 +11,8 @@ whatever the number of parameter tensors.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import os
 import time
 
@@ -19,18 +21,24 @@ import torch.distributed as dist
 from torch import Tensor
 
 from gossipgan.comm.base import Communicator, Traffic
-from gossipgan.errors import ConfigError
+from gossipgan.errors import ConfigError, PeerFailure
 from gossipgan.topology import Topology
 
 LAUNCH_HINT = ("launch one process per worker with torchrun, e.g. "
                "`torchrun --nproc_per_node=4 -m gossipgan train --backend dist --workers 4`")
 
 
-def init_process_group(backend: str = "auto", n_workers: int | None = None) -> str:
+DEFAULT_TIMEOUT_S = 300.0  # a peer silent this long is taken for stalled (run.comm_timeout_s)
+
+
+def init_process_group(backend: str = "auto", n_workers: int | None = None,
+                       timeout_s: float = DEFAULT_TIMEOUT_S) -> str:
     """Join the torchrun group (env:// rendezvous); returns the backend used.
 
     n_workers: the run's number of workers, checked against the world size before joining
     (after joining, a rank that exits at once can break a peer still connecting).
+    timeout_s: how long any collective or neighbour exchange waits for a peer before it fails
+    (gloo's own default is 30 minutes; a frozen machine would hold the others that long).
     """
     if dist.is_initialized():
         return dist.get_backend()
@@ -47,11 +55,12 @@ def init_process_group(backend: str = "auto", n_workers: int | None = None) -> s
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     store = _attempt_store()
+    timeout = datetime.timedelta(seconds=timeout_s)
     if store is None:
-        dist.init_process_group(backend=backend)
+        dist.init_process_group(backend=backend, timeout=timeout)
     else:
         dist.init_process_group(backend=backend, store=store, rank=int(os.environ["RANK"]),
-                                world_size=int(os.environ["WORLD_SIZE"]))
+                                world_size=int(os.environ["WORLD_SIZE"]), timeout=timeout)
     return backend
 
 
@@ -88,6 +97,23 @@ def local_device(backend: str) -> torch.device:
     return torch.device("cpu")
 
 
+@contextlib.contextmanager
+def _peers(me: int, what: str, peers: list[int] | None = None):
+    """Turns torch.distributed's failure of a wait (timeout: a stalled peer; connection reset:
+    a dead one) into one PeerFailure line naming what this rank waited for."""
+    try:
+        yield
+    except RuntimeError as err:
+        if isinstance(err, PeerFailure):
+            raise
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        who = f"rank(s) {', '.join(map(str, peers))}" if peers else "every other rank"
+        kind = "timed out" if "timed out" in str(err).lower() or "timeout" in str(err).lower() \
+            else "failed"
+        raise PeerFailure(f"rank {me}: {what} with {who} {kind} (a peer stopped, died or is "
+                          f"unreachable: {first})") from None
+
+
 class DistComm(Communicator):
     def __init__(self, topology: Topology, delay_s: float = 0.0):
         if not dist.is_initialized():
@@ -116,16 +142,19 @@ class DistComm(Communicator):
         return self.rank == 0
 
     def barrier(self) -> None:
-        dist.barrier()
+        with _peers(self.rank, "a barrier"):
+            dist.barrier()
 
     def gather_objects(self, obj) -> list:
         out = [None] * self.n_workers
-        dist.all_gather_object(out, obj)
+        with _peers(self.rank, "an all_gather"):
+            dist.all_gather_object(out, obj)
         return out
 
     def any_true(self, flag: bool) -> bool:
         t = torch.tensor([1.0 if flag else 0.0], device=self.device)
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        with _peers(self.rank, "an all_reduce"):
+            dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item())
 
     @staticmethod
@@ -149,13 +178,16 @@ class DistComm(Communicator):
         # Receives are posted before sends: a gloo send waits for the peer's "ready to
         # receive" notice: over emulated links, posting the sends first nearly doubled a
         # model-sized exchange (BENCHMARKS.md, "Network conditions").
+        peers = [j for j, _ in ins] + [j for j, _ in outs]
         ops = [dist.P2POp(dist.irecv, buf, j) for buf, (j, _) in zip(recv, ins, strict=True)]
         ops += [dist.P2POp(dist.isend, flat, j) for j, _ in outs]
         if self.delay_s:
             time.sleep(self.delay_s)
         if ops:
-            for req in dist.batch_isend_irecv(ops):
-                req.wait()
+            # one wait per message, so a timeout names the peer that did not answer
+            for peer, req in zip(peers, dist.batch_isend_irecv(ops), strict=True):
+                with _peers(me, f"gossip round {round_index}", [peer]):
+                    req.wait()
         out = flat * self.topology.self_weight(me, round_index)
         for buf, (_, w) in zip(recv, ins, strict=True):
             out.add_(buf, alpha=w)
@@ -181,7 +213,8 @@ class DistComm(Communicator):
         if self.delay_s:
             # a ring all-reduce crosses 2(N-1) hops one after the other
             time.sleep(2 * (self.n_workers - 1) * self.delay_s)
-        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        with _peers(self.rank, "an all_reduce"):
+            dist.all_reduce(flat, op=dist.ReduceOp.SUM)
         return flat.div_(self.n_workers)
 
     def _mean(self, tensors: list[Tensor]) -> list[Tensor]:
@@ -189,6 +222,7 @@ class DistComm(Communicator):
 
     def average(self, tensors: list[Tensor]) -> list[Tensor]:
         flat = self._flatten(tensors).clone()
-        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        with _peers(self.rank, "an all_reduce"):
+            dist.all_reduce(flat, op=dist.ReduceOp.SUM)
         flat.div_(self.n_workers)
         return [t[0] for t in self._unflatten(flat, tensors)]

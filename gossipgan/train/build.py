@@ -120,7 +120,8 @@ def open_run(cfg: Config, out: Path | None = None, comm: Communicator | None = N
     try:
         torch.set_num_threads(cfg.run.threads)
         if comm is None and cfg.run.backend == "dist" and not dist.is_initialized():
-            init_process_group(cfg.run.dist_backend, cfg.topology.workers)
+            init_process_group(cfg.run.dist_backend, cfg.topology.workers,
+                               timeout_s=cfg.run.comm_timeout_s)
             joined = True
         yield build_run(cfg, out, comm)
     finally:

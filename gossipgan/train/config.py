@@ -233,6 +233,8 @@ class RunConfig(_Section):
     dist_backend: str = _f("auto", "dist: auto, gloo or nccl")
     delay_ms: float = _f(0.0, "dist: application-level delay per gossip hop (latency "
                          "emulation without root)")
+    comm_timeout_s: float = _f(300.0, "dist: seconds a rank waits for a peer before the run "
+                               "stops (a stalled or unreachable peer)")
     vectorize: str = _f("auto", "sim: operator of all workers by vmap, loop, or auto (a "
                         "size rule)")
     mixing: str = _f("auto", "sim: gossip as a dense product, sparse neighbour reads, or auto")
@@ -246,6 +248,8 @@ class RunConfig(_Section):
         self._at_least(1, "iters", "batch", "log_every", "eval_every", "eval_batch",
                        "sample_every", "checkpoint_every", "threads", "quality_samples")
         self._at_least(0, "seed", "delay_ms")
+        if not self.comm_timeout_s > 0:
+            raise ConfigError(f"run.comm_timeout_s must be > 0, got {self.comm_timeout_s}")
         if self.seed >= 2**63:
             raise ConfigError(f"run.seed must be below 2**63, got {self.seed}")
         cores = os.cpu_count() or 1
@@ -317,6 +321,7 @@ NON_MATH_KEYS = {
     "run.iters", "run.log_every", "run.eval_every", "run.eval_batch", "run.sample_every",
     "run.checkpoint_every", "run.threads", "data.root", "run.delay_ms", "run.dist_backend",
     "run.device", "run.quality_every", "run.quality_samples", "run.classifier",
+    "run.comm_timeout_s",
 }
 
 

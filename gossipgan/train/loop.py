@@ -24,7 +24,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from gossipgan.comm import Communicator
-from gossipgan.errors import ConfigError, Diverged
+from gossipgan.errors import ConfigError, Diverged, PeerFailure
 from gossipgan.train.build import Run, open_run
 from gossipgan.train.checkpoint import load_checkpoint
 from gossipgan.train.config import Config, math_differences
@@ -174,6 +174,13 @@ def summary(run: Run, k: int, clock: dict) -> dict:
     return out
 
 
+def _newest(store: CheckpointStore) -> str:
+    steps_held = store.steps()
+    if not steps_held:
+        return "no checkpoint was written yet"
+    return f"the newest checkpoint here is {store.path_of(steps_held[-1])} (resume with --resume)"
+
+
 def train(cfg: Config, out: str | Path, *, resume: bool | str = False, overwrite: bool = False,
           progress: bool = True, comm: Communicator | None = None, artifacts: bool = True
           ) -> dict:
@@ -186,7 +193,10 @@ def train(cfg: Config, out: str | Path, *, resume: bool | str = False, overwrite
     """
     out = Path(out)
     with open_run(cfg, out, comm) as run:
-        return _train(run, out, resume, overwrite, progress, artifacts)
+        try:
+            return _train(run, out, resume, overwrite, progress, artifacts)
+        except PeerFailure as err:
+            raise PeerFailure(f"{err}; {_newest(CheckpointStore(out, run.comm))}") from None
 
 
 def _train(run: Run, out: Path, resume: bool | str, overwrite: bool, progress: bool,

@@ -29,6 +29,10 @@ class CheckpointStore:
         self.rank = comm.workers[0]
         self._agreed: tuple[Path | None] | None = None  # resume_path's answer until a save
 
+    def path_of(self, step: int) -> Path:
+        """Where this process's checkpoint of `step` is (the simulator's single file)."""
+        return self._path(step)
+
     def _path(self, step: int) -> Path:
         if not self.sharded:
             return self.out / "checkpoint.pt"
