@@ -22,7 +22,7 @@ from gossipgan.train.checkpoint import MAGIC, load_checkpoint, save_checkpoint
 from gossipgan.train.config import Config
 from gossipgan.train.config_io import apply_overrides
 from gossipgan.train.evaluate import Evaluator
-from gossipgan.train.outputs import prepare_run_dir
+from gossipgan.train.outputs import prepare_run_dir, settle_run_dir
 
 torch.set_num_threads(1)
 
@@ -249,9 +249,47 @@ def test_overwrite_clears_the_previous_run(tmp_path):
         prepare_run_dir(tmp_path, resume=False, overwrite=False)
     prepare_run_dir(tmp_path, resume=False, overwrite=True)
     left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
-    # config.yaml is rewritten by the new run; nothing else of the old run may survive (an old
-    # per-rank checkpoint with a higher step would be picked up by a later --resume).
-    assert left == ["config.yaml"]
+    # The old run waits in .replaced/ until the new one has started; nothing of it stays in
+    # the run directory (an old per-rank checkpoint with a higher step would be picked up by a
+    # later --resume).
+    assert all(name.startswith(".replaced/") for name in left) and len(left) == 7, left
+    settle_run_dir(tmp_path)
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))
+
+
+def test_overwrite_that_fails_to_start_keeps_the_old_run(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    loop.train(tiny("run.iters=2"), out, progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+
+    def broken(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C during the new run's start-up
+
+    monkeypatch.setattr(Evaluator, "log", broken)
+    with pytest.raises(KeyboardInterrupt):
+        loop.train(tiny("run.iters=3"), out, overwrite=True, progress=False)
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert after == before and not (out / ".replaced").exists()
+
+
+def test_a_replacement_killed_before_it_started_is_undone_on_the_next_start(tmp_path):
+    (tmp_path / ".replaced").mkdir()
+    (tmp_path / ".replaced" / "checkpoint.pt").write_text("old run")
+    (tmp_path / "config.yaml").write_text("half-started new run")
+    prepare_run_dir(tmp_path, resume=True, overwrite=False)  # the old run is there to resume
+    assert (tmp_path / "checkpoint.pt").read_text() == "old run"
+    assert not (tmp_path / ".replaced").exists()
+
+
+def test_stale_temporaries_of_killed_saves_are_removed_on_start(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    junk = [out / "checkpoint.pt.abc123.tmp", out / "checkpoint.pt.zz.tmp"]
+    for f in junk:
+        f.write_bytes(b"\0" * 100)
+    (out / "notes.tmp").write_text("not ours")
+    loop.train(tiny("run.iters=2"), out, progress=False)
+    assert not any(f.exists() for f in junk) and (out / "notes.tmp").exists()
 
 
 def test_resume_needs_a_run(tmp_path):

@@ -27,9 +27,16 @@ from gossipgan.comm import Communicator
 from gossipgan.errors import ConfigError, Diverged, PeerFailure
 from gossipgan.train.build import Run, open_run
 from gossipgan.train.checkpoint import load_checkpoint
-from gossipgan.train.config import Config, math_differences
-from gossipgan.train.outputs import MetricsLog, prepare_run_dir, write_json
+from gossipgan.train.config import Config
+from gossipgan.train.outputs import (
+    MetricsLog,
+    prepare_run_dir,
+    restore_replaced,
+    settle_run_dir,
+    write_json,
+)
 from gossipgan.train.plots import plot_run
+from gossipgan.train.resume import check_state, data_fingerprint, restore, training_state
 from gossipgan.train.store import CheckpointStore
 
 log = logging.getLogger("gossipgan")
@@ -80,34 +87,15 @@ class _StopFlag:
             signal.signal(signal.SIGINT, self._old)
 
 
-def _state(run: Run, iteration: int, clock: dict) -> dict:
-    return {
-        "iteration": iteration,
-        "config": run.cfg.to_dict(),
-        "workers": run.workers.state_dict(),
-        "optimizer": run.optimizer.state_dict(),
-        "traffic": run.comm.traffic.state_dict(),
-        "clock": dict(clock),
-        "evaluator": run.evaluator.state_dict(),
-    }
-
-
-def _resume(run: Run, store: CheckpointStore, clock: dict, out: Path) -> int:
-    """Load the checkpoint every rank agrees on; returns its iteration."""
+def _resume(run: Run, store: CheckpointStore, clock: dict, out: Path,
+            fingerprint: str | None) -> int:
+    """Load the checkpoint every rank agrees on, after checking it fits this run."""
     path = store.resume_path()
     if path is None:
         raise ConfigError(f"--resume: no checkpoint in {out} that every worker holds")
     state = load_checkpoint(path)
-    diff = math_differences(Config.from_dict(state["config"]), run.cfg)
-    if diff:
-        raise ConfigError(f"cannot resume {out}: config differs in {', '.join(diff)} "
-                          "(these change the maths)")
-    run.workers.load_state_dict(state["workers"])
-    run.optimizer.load_state_dict(state["optimizer"])
-    run.comm.traffic.load_state_dict(state["traffic"])
-    clock.update(state["clock"])
-    run.evaluator.load_state_dict(state["evaluator"])
-    return state["iteration"]
+    check_state(state, path, run, fingerprint)
+    return restore(run, state, path, clock)
 
 
 def _together(comm: Communicator, action):
@@ -201,7 +189,6 @@ def train(cfg: Config, out: str | Path, *, resume: bool | str = False, overwrite
 
 def _train(run: Run, out: Path, resume: bool | str, overwrite: bool, progress: bool,
            artifacts: bool) -> dict:
-    cfg, r, evaluator = run.cfg, run.cfg.run, run.evaluator
     main = run.comm.is_main
     store = CheckpointStore(out, run.comm)
     if resume == "auto":
@@ -210,19 +197,44 @@ def _train(run: Run, out: Path, resume: bool | str, overwrite: bool, progress: b
         overwrite = overwrite or not resume
     _together(run.comm, lambda: prepare_run_dir(out, resume=bool(resume), overwrite=overwrite)
               if main else None)
+    try:
+        start, clock, fingerprint, metrics = _start(run, out, store, resume, artifacts)
+    except BaseException:
+        if main:
+            restore_replaced(out)  # the new run did not start: the one it replaced is back
+        raise
+    if main:
+        settle_run_dir(out)
+    return _steps_and_outputs(run, out, store, start, clock, fingerprint, metrics, progress,
+                              artifacts)
+
+
+def _start(run: Run, out: Path, store: CheckpointStore, resume: bool | str, artifacts: bool):
+    """Resume or begin: (start iteration, clock, data fingerprint, metrics log); a new run's
+    iteration-0 evaluation is done here, so a run that gets past this started cleanly."""
+    main, evaluator = run.comm.is_main, run.evaluator
+    store.remove_stale_temporaries()
     if resume:
         store.check_world()
     clock = {"train_s": 0.0, "comm_s": 0.0}
-    start = _together(run.comm, lambda: _resume(run, store, clock, out)) if resume else 0
+    fingerprint = data_fingerprint(run) if artifacts or resume else None
+    start = _together(run.comm, lambda: _resume(run, store, clock, out, fingerprint)) \
+        if resume else 0
     if main:
-        cfg.save(out / "config.yaml")
+        run.cfg.save(out / "config.yaml")
     metrics = MetricsLog(out / "metrics.csv", resume_iter=start if resume else None) \
         if main else None
-    quality_every = r.quality_every or r.eval_every
     if start == 0:
         evaluator.log(0, clock, metrics, full=True, quality=True)
     run.comm.barrier()  # the main process measured quality alone: start the clocks together
+    return start, clock, fingerprint, metrics
 
+
+def _steps_and_outputs(run: Run, out: Path, store: CheckpointStore, start: int, clock: dict,
+                       fingerprint: str | None, metrics: MetricsLog | None, progress: bool,
+                       artifacts: bool) -> dict:
+    cfg, r, evaluator, main = run.cfg, run.cfg.run, run.evaluator, run.comm.is_main
+    quality_every = r.quality_every or r.eval_every
     bar = tqdm(total=r.iters, initial=start, disable=not (progress and main), unit="it",
                dynamic_ncols=True,
                desc=f"{cfg.optim.algo} {run.topology.name} N={run.topology.n_workers}")
@@ -252,7 +264,7 @@ def _train(run: Run, out: Path, resume: bool | str, overwrite: bool, progress: b
             if log_now or save or not store.sharded:
                 stop = _agree(run, k, flag.stop, row if log_now else None, path)
             if artifacts and (save or stop):
-                path = store.save(_state(run, k, clock), k)
+                path = store.save(training_state(run, k, clock, fingerprint), k)
             if stop:
                 break
     bar.close()

@@ -5,18 +5,26 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 from pathlib import Path
 
 from gossipgan.errors import ConfigError
 
 RUN_MARKERS = ("config.yaml", "checkpoint.pt", "metrics.csv")
+# What a run writes (classifier.pt, from `eval --train-classifier`, is the user's and stays).
+RUN_FILES = ("config.yaml", "metrics.csv", "summary.json", "checkpoint.pt", "eval.json",
+             "plots", "samples", "checkpoints", "tb")
+REPLACED = ".replaced"  # an overwritten run waits here until the new one has started cleanly
 
 
 def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
-    """Refuse to mix two runs in one directory unless asked to."""
+    """Refuse to mix two runs in one directory unless asked to. --overwrite moves the old
+    run's files into OUT/.replaced/; `settle_run_dir` removes them once the new run has
+    started cleanly, and a start that fails first puts them back (`restore_replaced`)."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"the run directory {out} is an existing file, not a directory: "
                           "choose another --out")
+    restore_replaced(out)  # a replacement that never started cleanly: the old run is back
     has_run = out.is_dir() and any((out / m).exists() for m in RUN_MARKERS)
     if resume:
         if not has_run:
@@ -26,14 +34,34 @@ def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
         raise ConfigError(f"{out} already holds a run; pass --overwrite to replace it or "
                           "--resume to continue it")
     if has_run:
-        for name in ("metrics.csv", "summary.json", "checkpoint.pt", "eval.json"):
-            (out / name).unlink(missing_ok=True)
-        # checkpoints/: per-rank files of a torch.distributed run; an old one with a higher
-        # step would outlive the new run's (newest-two rule) and be picked up by a later resume.
-        for sub in ("plots", "samples", "checkpoints"):
-            for f in (out / sub).glob("*") if (out / sub).is_dir() else []:
-                f.unlink()
+        aside = out / REPLACED
+        aside.mkdir()
+        for name in RUN_FILES:
+            if (out / name).exists():
+                (out / name).rename(aside / name)
     out.mkdir(parents=True, exist_ok=True)
+
+
+def restore_replaced(out: Path) -> None:
+    """Put an overwritten run back (the new one failed before it started cleanly)."""
+    aside = out / REPLACED
+    if not aside.is_dir():
+        return
+    for name in RUN_FILES:
+        if (aside / name).exists():
+            target = out / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+            (aside / name).rename(target)
+    shutil.rmtree(aside)
+
+
+def settle_run_dir(out: Path) -> None:
+    """The new run started cleanly: the run it replaced can go."""
+    if (out / REPLACED).is_dir():
+        shutil.rmtree(out / REPLACED)
 
 
 class MetricsLog:
@@ -45,10 +73,15 @@ class MetricsLog:
         self.fields: list[str] | None = None
         self.rows: list[dict] = []
         if resume_iter is not None and path.exists():
-            with path.open() as f:
-                reader = csv.DictReader(f)
-                self.fields = reader.fieldnames
-                self.rows = [r for r in reader if int(r["iter"]) <= resume_iter]
+            try:
+                with path.open() as f:
+                    reader = csv.DictReader(f)
+                    self.fields = reader.fieldnames
+                    self.rows = [r for r in reader if int(r["iter"]) <= resume_iter]
+            except (KeyError, ValueError, TypeError, UnicodeDecodeError, csv.Error) as err:
+                raise ConfigError(f"{path} is damaged ({type(err).__name__}: {err}); a "
+                                  "resumed run needs its rows with an integer 'iter' column: "
+                                  "move the file aside to start a new metrics.csv") from None
             self._rewrite()
 
     def append(self, row: dict) -> None:
@@ -87,9 +120,14 @@ def read_metrics(path: Path) -> list[dict]:
     """metrics.csv rows with numbers parsed (empty cells become None)."""
     if not path.is_file():
         raise ConfigError(f"no metrics.csv in {path.parent}")
-    with path.open() as f:
-        rows = list(csv.DictReader(f))
-    return [{k: (float(v) if v not in ("", None) else None) for k, v in r.items()} for r in rows]
+    try:
+        with path.open() as f:
+            rows = list(csv.DictReader(f))
+        return [{k: (float(v) if v not in ("", None) else None) for k, v in r.items()}
+                for r in rows]
+    except (ValueError, TypeError, AttributeError, UnicodeDecodeError, csv.Error) as err:
+        raise ConfigError(f"{path} is damaged: {type(err).__name__}: "
+                          f"{str(err).splitlines()[0] if str(err) else ''}") from None
 
 
 def write_json(path: Path, data: dict) -> None:

@@ -38,6 +38,19 @@ class CheckpointStore:
             return self.out / "checkpoint.pt"
         return self.out / "checkpoints" / f"rank{self.rank}-{step:08d}.pt"
 
+    def remove_stale_temporaries(self) -> int:
+        """Delete this process's temporary files of saves that a kill interrupted (a save
+        writes NAME.<random>.tmp, then renames it); returns how many."""
+        pattern = (f"checkpoints/rank{self.rank}-*.pt.*.tmp" if self.sharded
+                   else "checkpoint.pt.*.tmp")
+        stale = list(self.out.glob(pattern))
+        for f in stale:
+            f.unlink(missing_ok=True)
+        if stale:
+            log.info("removed %d temporary file(s) of interrupted saves in %s", len(stale),
+                     self.out)
+        return len(stale)
+
     def steps(self) -> list[int]:
         """Steps this process holds a checkpoint of (the sim's single file: its own step unknown
         without reading it, reported as [-1])."""
