@@ -44,7 +44,10 @@ stepsizes alone leave such a steady-state error and fixes it by tracking the ste
 accumulators; here the moments' INPUT y^i is itself driven to consensus (y^i -> the average
 operator), so local moments become consistent as the run converges and the fixed point is
 exact with no traffic beyond the tracker (2x bytes). moments="mixed" (DADAM-style gossiped
-moments, Nazari et al. 2019) stays available at 4x bytes; tests/test_tracking.py measures both.
+moments, Nazari et al. 2019) stays available at 4x bytes. Measured (bilinear, heterogeneity 0.5,
+8-worker ring, t = 2, lr 0.03, betas (0, 0.9), 3,000 steps): ||T(x_bar)||^2 4.4e-5 (local),
+3.4e-5 (mixed), 0.37 untracked DPOAdam, 0.30 tracking the Adam direction instead. With
+beta2 = 0.999 neither Adam method settles on that game.
 
 DExtraGrad-GT: the two phases of DExtraGrad each move along the tracker, which follows the
 latest operator evaluation (T(x_{k-1}), then T(z_k)):
