@@ -47,6 +47,11 @@ CONFIGS: dict[str, list[str]] = {
 }
 # Three rounds per step on a period-2 schedule: round r of the run is step * rounds + j.
 CONFIGS["bilinear-dposg-ope-t3"] = CONFIGS["bilinear-dposg-ope"] + ["optim.rounds=3"]
+# Gradient tracking (issue 16): the tracker travels in the same exchange as x.
+CONFIGS["bilinear-dposg-gt-ring"] = COMMON + BILINEAR + TOPOLOGIES["ring"] + [
+    "optim.algo=dposg-gt", "optim.lr=0.05", "game.heterogeneity=0.5"]
+CONFIGS["gan-dpoadam-gt-ope"] = COMMON + GAN + TOPOLOGIES["ope"] + [
+    "optim.algo=dpoadam-gt", "optim.lr=0.01", "data.shard=dirichlet", "data.alpha=0.3"]
 # The crash test's run: long enough to kill mid-way, checkpoints every 5 steps.
 CRASH_ITERS = 40
 CRASH = COMMON + GAN + ALGOS["dpoadam"] + TOPOLOGIES["ope"] + [

@@ -9,6 +9,7 @@ from __future__ import annotations
 from gossipgan.errors import check_choice
 from gossipgan.optim.extragradient import DExtraGrad
 from gossipgan.optim.gossip import GossipOptimizer
+from gossipgan.optim.tracking import DPOSGGT, DExtraGradGT, DPOAdamGT
 
 
 class DPOSG(GossipOptimizer):
@@ -49,6 +50,10 @@ ALGORITHMS: dict[str, type[GossipOptimizer]] = {
     "dpsgda": DPSGDA,
     "dpadam": DPAdam,
     "dextragrad": DExtraGrad,
+    # gradient tracking (non-IID shards; 2x bytes per gossip round): optim/tracking.py
+    "dposg-gt": DPOSGGT,
+    "dpoadam-gt": DPOAdamGT,
+    "dextragrad-gt": DExtraGradGT,
 }
 
 
@@ -57,5 +62,5 @@ def optimizer_class(name: str) -> type[GossipOptimizer]:
     return ALGORITHMS[check_choice("algorithm", name.lower(), ALGORITHMS)]
 
 
-__all__ = ["ALGORITHMS", "CPOAdam", "CPOSG", "DExtraGrad", "DPAdam", "DPOAdam", "DPOSG",
-           "DPSGDA", "GossipOptimizer", "optimizer_class"]
+__all__ = ["ALGORITHMS", "CPOAdam", "CPOSG", "DExtraGrad", "DExtraGradGT", "DPAdam", "DPOAdam",
+           "DPOAdamGT", "DPOSG", "DPOSGGT", "DPSGDA", "GossipOptimizer", "optimizer_class"]
