@@ -548,3 +548,33 @@ def test_comm_phases_says_how_often_a_step_communicates(algo):
     before = comm.traffic.gossip_rounds + comm.traffic.allreduces
     opt.step(closure)
     assert comm.traffic.gossip_rounds + comm.traffic.allreduces - before == cls.comm_phases
+
+
+@pytest.mark.parametrize("moments", ["local", "mixed"])
+@pytest.mark.parametrize("algo", sorted(ALGORITHMS))
+def test_communicate_sends_what_a_step_sends(algo, moments):
+    """`communicate()` times the network for the benchmark: the same messages, bytes, rounds
+    and all-reduces as a real step, on a time-varying schedule (the rounds must line up)."""
+    cls = optimizer_class(algo)
+    if moments == "mixed" and (cls.direction != "adam" or cls.centralized):
+        pytest.skip("moments='mixed' applies to decentralized Adam methods only")
+    kwargs = {"moments": moments} if cls.direction == "adam" else {}
+
+    def traffic_of(action) -> dict:
+        comm = SimComm(topo.one_peer_exponential(4))
+        p = torch.randn(4, 3, dtype=F64).requires_grad_(True)
+        opt = cls([p], comm=comm, lr=0.01, rounds=3, **kwargs)
+
+        def closure():
+            p.grad = p.detach().clone()
+
+        for _ in range(2):
+            opt.step(closure)
+        before = comm.traffic.state_dict()
+        action(opt, closure)
+        after = comm.traffic.state_dict()
+        return {k: after[k] - before[k] for k in after if k != "seconds"}
+
+    stepped = traffic_of(lambda opt, closure: opt.step(closure))
+    alone = traffic_of(lambda opt, closure: opt.communicate())
+    assert alone == stepped and stepped["bytes"] > 0

@@ -77,9 +77,9 @@ def run(args: argparse.Namespace) -> int:
     if len(algos) > 1:
         plot = plot_comparison({a: out / a for a in algos}, out / "comparison.png",
                                keys=("grad_op_norm_sq", "consensus", "dist_to_solution"))
-        print(f"{'algorithm':<12}{'||T(x̄)||² start':>18}{'end':>12}{'consensus':>12}")
+        print(f"{'algorithm':<14}{'||T(x̄)||² start':>18}{'end':>12}{'consensus':>12}")
         for a, s in results.items():
-            print(f"{a:<12}{s['initial_grad_op_norm_sq']:>18.3e}{s['final_grad_op_norm_sq']:>12.3e}"
+            print(f"{a:<14}{s['initial_grad_op_norm_sq']:>18.3e}{s['final_grad_op_norm_sq']:>12.3e}"
                   f"{s['final_consensus']:>12.3e}")
         print(f"comparison plot: {plot}")
     else:

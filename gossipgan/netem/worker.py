@@ -27,7 +27,7 @@ import torch.distributed as dist
 
 from gossipgan.comm.dist import DistComm, init_process_group
 from gossipgan.netem import alphabeta
-from gossipgan.optim import optimizer_class
+from gossipgan.optim import GossipOptimizer, optimizer_class
 from gossipgan.train.config import Config
 from gossipgan.train.loop import train
 from gossipgan.train.outputs import read_metrics
@@ -134,17 +134,21 @@ def cell_config(spec: dict, cell: dict) -> Config:
     })
 
 
-def cell_comm(cfg: Config, n_floats: int) -> Callable[[int], None]:
-    """One iteration's communication of the cell, on a tensor of the model's size: the cell's
-    optimizer's own `communicate(step)` (the schedule lives there, not here)."""
+def cell_optimizer(cfg: Config, n_floats: int) -> GossipOptimizer:
+    """The cell's optimizer over one tensor of the model's size (what it communicates is what
+    the training run's optimizer communicates)."""
     comm = DistComm(cfg.topology.build(), delay_s=cfg.run.delay_ms / 1000)
     x = torch.zeros(1, n_floats)
-    x.grad = torch.zeros_like(x)
     o = cfg.optim
     cls = optimizer_class(o.algo)
     kwargs = {"moments": o.moments} if cls.direction == "adam" else {}
-    optimizer = cls([x], comm=comm, lr=o.lr, rounds=o.rounds, **kwargs)
-    return optimizer.communicate
+    return cls([x], comm=comm, lr=o.lr, rounds=o.rounds, **kwargs)
+
+
+def cell_comm(cfg: Config, n_floats: int) -> Callable[[int], None]:
+    """One iteration's communication of the cell alone: the cell's optimizer's own
+    `communicate(step)` (the schedule lives there, not here)."""
+    return cell_optimizer(cfg, n_floats).communicate
 
 
 def time_comm(cfg: Config, n_floats: int) -> dict:
@@ -195,10 +199,11 @@ def run_cell(spec: dict, cell: dict, out: Path) -> dict:
 def add_predictions(spec: dict, row: dict, cal: dict) -> None:
     """The α–β model's communication time per iteration for the row's cell."""
     cfg = cell_config(spec, row)
-    cls = optimizer_class(cfg.optim.algo)
+    optimizer = cell_optimizer(cfg, spec["n_floats"])
     model = alphabeta.AlphaBeta(cal["alpha_s"], cal["beta_Bps"], cal["app_delay_s"])
-    kwargs = dict(centralized=cls.centralized, rounds=cfg.optim.rounds,
-                  nbytes=4 * spec["n_floats"], phases=cls.comm_phases)
+    copies = 1 if optimizer.centralized else optimizer.gossip_copies()
+    kwargs = dict(centralized=optimizer.centralized, rounds=cfg.optim.rounds,
+                  nbytes=4 * spec["n_floats"] * copies, phases=optimizer.comm_phases)
     topology = cfg.topology.build()
     for p in alphabeta.PROTOCOLS:
         row[f"pred_{p}_s"] = alphabeta.predict(model, topology, protocol=p, **kwargs)

@@ -54,6 +54,7 @@ class GossipOptimizer(Optimizer):
     optimistic: bool = True
     centralized: bool = False
     comm_phases: int = 1  # communication phases per step (extragradient: 2)
+    comm_copies: int = 1  # tensors of the iterate's size per gossip message (tracking: x, y)
 
     def __init__(
         self,
@@ -121,15 +122,19 @@ class GossipOptimizer(Optimizer):
         """
         step = self.iteration if step is None else step
         params = [p.detach() for group in self.param_groups for p in group["params"]]
-        # mixed moments travel with x: two more tensors of each parameter's size
-        moments = 2 if self.param_groups[0]["moments"] == "mixed" else 0
-        sent = params + [torch.zeros_like(p) for p in params for _ in range(moments)]
+        sent = params + [torch.zeros_like(p) for p in params
+                         for _ in range(self.gossip_copies() - 1)]
         with torch.no_grad():
             for phase in range(self.comm_phases):
                 if self.centralized:
                     self.comm.mean([self._view(p) for p in params])
                 else:
                     self._communicate(sent, step, phase)
+
+    def gossip_copies(self) -> int:
+        """Tensors of the iterate's size each gossip message carries: x (and the tracker y of
+        the tracking methods), plus Adam's two moments when they are mixed."""
+        return self.comm_copies + (2 if self.param_groups[0]["moments"] == "mixed" else 0)
 
     def _updates(self, pairs: list[tuple[dict, Tensor]], grads: list[Tensor]) -> list[Tensor]:
         """u = -lr d for every parameter, per group (per-player step sizes)."""

@@ -84,15 +84,15 @@ class _Tracking:
         return torch._foreach_add(grads, [s[TRACK] for s in states])
 
     def _gossip(self: GossipOptimizer, states: list[dict], params: list[Tensor],
-                x: list[Tensor], y: list[Tensor], grads: list[Tensor], step: int
-                ) -> list[Tensor]:
+                x: list[Tensor], y: list[Tensor], grads: list[Tensor], step: int,
+                phase: int = 0) -> list[Tensor]:
         """Mix (x, y[, Adam moments]) in ONE call; keep mix(y) - g; return mix(x) shaped
         like the parameters."""
         extra = []
         if self.param_groups[0]["moments"] == "mixed":
             extra = [s[key] for s in states for key in ("exp_avg", "exp_avg_sq")]
         n = len(params)
-        mixed = self._communicate(list(x) + list(y) + extra, step)
+        mixed = self._communicate(list(x) + list(y) + extra, step, phase)
         for buf, m in zip(extra, mixed[2 * n:], strict=True):
             buf.copy_(m.view_as(buf))
         y_hat = [m.view_as(p) for m, p in zip(mixed[n:2 * n], params, strict=True)]
@@ -173,8 +173,7 @@ class DExtraGradGT(_Tracking, DExtraGrad):
             grads = [p.grad.detach() for p in params]
             y = self._tracked(states, grads)
             moved = torch._foreach_add(x, self._updates(pairs, y))
-            # rounds of phase 2k+phase: a time-varying schedule advances once per phase
-            for p, m in zip(params, self._gossip(states, params, moved, y, grads, 2 * k + phase),
+            for p, m in zip(params, self._gossip(states, params, moved, y, grads, k, phase),
                             strict=True):
                 p.copy_(m)
         for s in states:

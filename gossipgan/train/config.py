@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gossipgan.errors import ConfigError, check_choice
+from gossipgan.optim import ALGORITHMS
 
 
 def _f(default: Any, help: str) -> Any:
@@ -179,8 +180,7 @@ class TopologyConfig(_Section):
 @dataclass(frozen=True)
 class OptimConfig(_Section):
     section: typing.ClassVar[str] = "optim"
-    algo: str = _f("dpoadam", "algorithm: dposg, dpoadam, cposg, cpoadam, dpsgda, dpadam, "
-                   "dextragrad")
+    algo: str = _f("dpoadam", f"algorithm: {', '.join(ALGORITHMS)}")
     lr: float = _f(1e-3, "step size of both players")
     lr_g: float | None = _f(None, "generator / min player's step size (null = lr)")
     lr_d: float | None = _f(None, "discriminator / max player's step size (null = lr)")
@@ -192,8 +192,6 @@ class OptimConfig(_Section):
                       "(gossiped with x)")
 
     def check(self) -> None:
-        from gossipgan.optim import ALGORITHMS
-
         self._choice("algo", ALGORITHMS)
         self._choice("moments", ("local", "mixed"))
         for name in ("lr", "lr_g", "lr_d"):
