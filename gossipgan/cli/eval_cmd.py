@@ -16,6 +16,7 @@ from pathlib import Path
 
 from gossipgan.errors import ConfigError
 
+MAX_SAMPLES = 1_000_000  # generated images are held in memory at once
 PLOT_KEYS = ("grad_op_norm_sq", "cls_fid", "cls_is", "cls_classes_hit", "hq_rate",
              "modes_covered")
 
@@ -120,8 +121,12 @@ def run_eval(args: argparse.Namespace) -> int:
     from gossipgan.train.outputs import write_json
 
     run_dir = Path(args.run_dir)
-    if args.samples is not None and args.samples < 1:
-        raise ConfigError(f"--samples must be a positive integer, got {args.samples}")
+    if args.samples is not None and not 1 <= args.samples <= MAX_SAMPLES:
+        raise ConfigError(f"--samples must be in 1..{MAX_SAMPLES:,}, got {args.samples}")
+    if args.epochs is not None and not 1 <= args.epochs <= 1000:
+        raise ConfigError(f"--epochs must be in 1..1000, got {args.epochs}")
+    if args.epochs is not None and not args.train_classifier:
+        raise ConfigError("--epochs applies only with --train-classifier")
     cfg, state, ckpt = _load_checkpoint(run_dir, args.checkpoint, args.device)
     with open_run(cfg) as run:
         _restore(run, state, ckpt)
@@ -223,7 +228,7 @@ def run_compare(args: argparse.Namespace) -> int:
         col.update({"iter": _last(rows, "iter"), "wall_s": _last(rows, "wall_s")})
         col.update({k: _last(rows, k) for k in present})
         if (d / "eval.json").is_file():
-            ev = json.loads((d / "eval.json").read_text())
+            ev = _read_eval(d / "eval.json")
             col.update({f"eval {k} (n={ev.get('samples')})": v
                         for k, v in ev.get("metrics", {}).items()})
         table[label] = col
@@ -233,6 +238,19 @@ def run_compare(args: argparse.Namespace) -> int:
                                       "final": table})
     print(f"plots: {', '.join(map(str, plots))}; table: {out / 'compare.json'}")
     return 0
+
+
+def _read_eval(path: Path) -> dict:
+    """An eval.json, checked: a mapping with a mapping of metrics."""
+    try:
+        ev = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path} is not valid JSON ({err}); rerun `gossipgan eval` on the "
+                          "run or move the file aside") from None
+    if not isinstance(ev, dict) or not isinstance(ev.get("metrics", {}), dict):
+        raise ConfigError(f"{path} is not an eval.json of `gossipgan eval` (no metrics "
+                          "mapping); rerun it or move the file aside")
+    return ev
 
 
 def _fmt(v) -> str:

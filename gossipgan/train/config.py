@@ -21,6 +21,12 @@ from typing import Any
 from gossipgan.errors import ConfigError, check_choice
 from gossipgan.optim import ALGORITHMS
 
+# Sizes past which nothing fits on a machine of this project's kind; the run builder also
+# checks the simulator's parameter memory against the machine's (train/build.py).
+MAX_WORKERS = 4096
+MAX_SIZE = 16_384  # model width, latent dimension
+MAX_COUNT = 10_000_000  # samples, batch sizes, analytic dimensions
+
 
 def _f(default: Any, help: str) -> Any:
     """A config field and its one-line help text."""
@@ -66,6 +72,13 @@ class _Section:
     def check(self) -> None:
         """Ranges and allowed names; a ConfigError names the key, the value and what is allowed."""
 
+    def _at_most(self, maximum: float, why: str, *names: str) -> None:
+        for name in names:
+            value = getattr(self, name)
+            if value is not None and value > maximum:
+                raise ConfigError(f"{self.section}.{name}={value} is too large: at most "
+                                  f"{maximum:,} ({why})")
+
     def _at_least(self, minimum: float, *names: str) -> None:
         for name in names:
             value = getattr(self, name)
@@ -103,6 +116,8 @@ class GameConfig(_Section):
         self._choice("model", MODELS)
         self._at_least(1, "dim", "samples_per_worker", "latent_dim", "width")
         self._at_least(0, "heterogeneity", "noise", "gp_weight")
+        self._at_most(MAX_SIZE, "the models are built whole in memory", "width", "latent_dim")
+        self._at_most(MAX_COUNT, "it is held in memory per worker", "dim", "samples_per_worker")
 
 
 @dataclass(frozen=True)
@@ -151,6 +166,7 @@ class TopologyConfig(_Section):
 
         self._choice("name", TOPOLOGIES)
         self._at_least(1, "workers")
+        self._at_most(MAX_WORKERS, "mixing matrices are dense N x N", "workers")
         self._at_least(0, "graph_seed")
         allowed = options_of(self.name)
         for key, option in TOPOLOGY_OPTIONS.items():
@@ -245,6 +261,8 @@ class RunConfig(_Section):
 
         self._at_least(1, "iters", "batch", "log_every", "eval_every", "eval_batch",
                        "sample_every", "checkpoint_every", "threads", "quality_samples")
+        self._at_most(MAX_COUNT, "a batch is held in memory at once", "batch", "eval_batch",
+                      "quality_samples")
         self._at_least(0, "seed", "delay_ms")
         if not self.comm_timeout_s > 0:
             raise ConfigError(f"run.comm_timeout_s must be > 0, got {self.comm_timeout_s}")

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from gossipgan.comm import Communicator
 from gossipgan.errors import ConfigError, Diverged, PeerFailure
-from gossipgan.train.build import Run, open_run
+from gossipgan.train.build import Run, open_run, together
 from gossipgan.train.checkpoint import load_checkpoint
 from gossipgan.train.config import Config
 from gossipgan.train.outputs import (
@@ -99,20 +99,7 @@ def _resume(run: Run, store: CheckpointStore, clock: dict, out: Path,
 
 
 def _together(comm: Communicator, action):
-    """Run `action` on every rank; if it fails on any, fail on all with that rank's message.
-
-    An error only one rank sees (its checkpoint is damaged, rank 0 finds the run directory
-    taken) would otherwise leave the others blocked in their next collective.
-    """
-    result, error = None, None
-    try:
-        result = action()
-    except ConfigError as e:
-        error = str(e)
-    errors = [e for e in comm.gather_objects(error) if e]
-    if errors:
-        raise ConfigError(errors[0])
-    return result
+    return together(action, comm.gather_objects)
 
 
 PLAYERS = {"min": "min player's (the generator's)", "max": "max player's (the "
@@ -259,10 +246,13 @@ def _steps_and_outputs(run: Run, out: Path, store: CheckpointStore, start: int, 
                 evaluator.samples(k)
             save = artifacts and (k % r.checkpoint_every == 0 or last)
             # Ranks must stop at the same step and agree that the iterates are finite before
-            # a save; agreeing costs a collective, so only at log and checkpoint steps (it
-            # also starts the next step's clocks together after an evaluation).
-            if log_now or save or not store.sharded:
+            # a save; agreeing costs a collective and the finiteness check a pass over the
+            # parameters, so only at log and checkpoint steps (it also starts the next step's
+            # clocks together after an evaluation).
+            if log_now or save:
                 stop = _agree(run, k, flag.stop, row if log_now else None, path)
+            elif not store.sharded:
+                stop = flag.stop  # one process holds every worker: nothing to agree on
             if artifacts and (save or stop):
                 path = store.save(training_state(run, k, clock, fingerprint), k)
             if stop:
