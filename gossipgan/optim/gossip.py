@@ -112,6 +112,28 @@ class GossipOptimizer(Optimizer):
         return self.comm.mix([self._view(t) for t in tensors], rounds,
                              step * self.comm_phases + phase)
 
+    # --- the two places a variant changes (gossipgan.optim.tracking overrides both) ----------
+    def _operator_estimate(self, states: list[dict], grads: list[Tensor]) -> list[Tensor]:
+        """What the step moves along: the operator evaluation g itself (tracking: y)."""
+        return grads
+
+    def _gossip(self, states: list[dict], params: list[Tensor], x: list[Tensor],
+                y: list[Tensor], grads: list[Tensor], step: int, phase: int = 0
+                ) -> list[Tensor]:
+        """Mix x (and Adam's moments, when mixed) in ONE call; returns mix(x) shaped like the
+        parameters, the moments mixed in place."""
+        extra = self._mixed_moments(states)
+        mixed = self._communicate(list(x) + extra, step, phase)
+        n = len(params)
+        for buf, m in zip(extra, mixed[n:], strict=True):
+            buf.copy_(m.view_as(buf))
+        return [m.view_as(p) for m, p in zip(mixed[:n], params, strict=True)]
+
+    def _mixed_moments(self, states: list[dict]) -> list[Tensor]:
+        if self.param_groups[0]["moments"] != "mixed":
+            return []
+        return [s[key] for s in states for key in ("exp_avg", "exp_avg_sq")]
+
     def communicate(self, step: int | None = None) -> None:
         """One step's communication alone, on tensors of the parameters' sizes, nothing moved.
 
@@ -175,9 +197,9 @@ class GossipOptimizer(Optimizer):
             means = self.comm.mean([self._view(g) for g in grads])
             grads = [g.view_as(p) for g, p in zip(means, params, strict=True)]
         k = self.iteration
-        updates = self._updates(pairs, grads)
-        mixed_moments = self.param_groups[0]["moments"] == "mixed"
         states = [self.state[p] for p in params]
+        y = self._operator_estimate(states, grads)
+        updates = self._updates(pairs, y)
 
         if self.optimistic:
             if k == 0:
@@ -187,12 +209,7 @@ class GossipOptimizer(Optimizer):
         else:
             x = params  # x_{k-1}: mixed first, then moved by u(x_{k-1})
 
-        extra = [s[key] for s in states for key in ("exp_avg", "exp_avg_sq")] \
-            if mixed_moments else []
-        mixed = self._communicate(list(x) + extra, k)
-        x_hat = [m.view_as(p) for m, p in zip(mixed[: len(params)], params, strict=True)]
-        for buf, m in zip(extra, mixed[len(params):], strict=True):
-            buf.copy_(m.view_as(buf))
+        x_hat = self._gossip(states, params, x, y, grads, k)
 
         if self.optimistic:
             for s, xi, xh in zip(states, x, x_hat, strict=True):

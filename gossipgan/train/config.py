@@ -2,7 +2,7 @@
 
 Every field carries a one-line help text (`describe()` lists them; `--help` and
 `gossipgan config` print them). A section checks its own fields when it is built (type,
-range, allowed names; every float finite), `Config` checks the combinations across sections,
+range, allowed names, the combinations within it; every float finite),
 and nothing can change a built config afterwards: `cfg.with_values({"optim.lr": 1e-3})`
 returns a new, validated one. Reading and writing (YAML files, `--set` strings) lives in
 `gossipgan.train.config_io`.
