@@ -8,6 +8,9 @@ tests/test_architecture.py.
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -222,3 +225,25 @@ def test_divergence_of_solve_is_exit_3(tmp_path, capsys):
                  "--no-progress"]) == 3
     _one_line(capsys, "training diverged at iteration")
     assert not (out / "summary.json").exists()
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="needs root")
+@pytest.mark.parametrize("size", ["8k", "40k", "120k"])
+def test_a_full_disk_is_one_line(tmp_path, capsys, size):
+    """The run directory on a tiny tmpfs: some write (config, metrics, a checkpoint, a
+    plot) fails with ENOSPC; the run ends with one line, exit 2, no traceback."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        code = main(["solve", "--iters", "40", "--out", str(disk / "run"), "--no-progress",
+                     "--set", "run.checkpoint_every=10"])
+        if code == 0:
+            pytest.skip(f"a {size} disk was enough for this run")
+        assert code == 2
+        _one_line(capsys, "No space left on device")
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)

@@ -6,6 +6,7 @@ User mistakes (ConfigError) become one line on stderr and exit status 2, never a
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -33,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Failures of the machine's storage rather than of the code, whichever file they hit.
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                      errno.ENAMETOOLONG, errno.EISDIR, errno.ENOTDIR, errno.EIO}
 OUT_OF_MEMORY = ("out of memory: lower the sizes asked for (topology.workers, run.batch, "
                  "game.width, samples)")
 
@@ -75,10 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as e:
-        if e.filename is None:
-            raise  # not a file the user named: a bug, keep its traceback
+        if e.filename is None and e.errno not in ENVIRONMENT_ERRNOS:
+            raise  # not a file the user named nor a full or read-only disk: a bug
         names = " -> ".join(str(f) for f in (e.filename, e.filename2) if f is not None)
-        return _error(f"{names}: {e.strerror or e}", 2)
+        return _error(f"{names or 'writing the run files'}: {e.strerror or e}", 2)
     except MemoryError:
         return _error(OUT_OF_MEMORY, 2)
     except RuntimeError as e:  # torch's allocator says so in a RuntimeError
