@@ -220,7 +220,8 @@ def run_compare(args: argparse.Namespace) -> int:
         raise ConfigError(f"the same run directory is given twice: {', '.join(map(str, dirs))}")
     named = dict(zip(labels, dirs, strict=True))
     metrics = {label: read_metrics(d / "metrics.csv") for label, d in named.items()}
-    present = [k for k in ("grad_op_norm_sq", "consensus", *QUALITY_METRICS)
+    ema = [f"{k}_ema" for k in QUALITY_METRICS]  # the generator's EMA, with run.ema
+    present = [k for k in ("grad_op_norm_sq", "consensus", *QUALITY_METRICS, *ema)
                if any(_last(rows, k) is not None for rows in metrics.values())]
     keys = args.keys.split(",") if args.keys else [k for k in PLOT_KEYS if k in present]
     unknown = [k for k in keys if not any(_last(rows, k) is not None for rows in metrics.values())]
