@@ -27,7 +27,9 @@ def add_parser(sub) -> None:
                        "x_bar from its checkpoint; print a table and write eval.json. cls_* "
                        "metrics use the project's own classifier features, not Inception.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory (from gossipgan train --out)")
-    p.add_argument("--checkpoint", metavar="FILE", help="checkpoint file [RUN_DIR/checkpoint.pt]")
+    p.add_argument("--checkpoint", metavar="FILE", help="checkpoint file [RUN_DIR/checkpoint.pt; "
+                   "a torchrun run: the ranks' newest common step]; a rank's file "
+                   "checkpoints/rankR-STEP.pt picks that step of every rank")
     p.add_argument("--samples", type=int, default=None, metavar="N",
                    help="generated samples [10000 for images, 2500 for 2-D mixtures]; the "
                    "value logged during training used run.quality_samples")
@@ -59,22 +61,29 @@ def add_parser(sub) -> None:
 # ------------------------------------------------------------------------------------ eval
 
 def _load_checkpoint(run_dir: Path, checkpoint: str | None, device: str | None):
-    """The run's config (as a simulator run, on `device`), its checkpoint state and path."""
+    """The run's config (as a simulator run, on `device`), its checkpoint state and path.
+    A torch.distributed run's per-rank checkpoints of one step are joined into the
+    simulator's (gossipgan.train.ranks), whose x_bar is the average over the ranks."""
     from gossipgan.train.checkpoint import load_checkpoint
     from gossipgan.train.config import Config
+    from gossipgan.train.ranks import RANK_FILE, load_rank_checkpoints
 
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir} is not a directory; give a run directory written by "
                           "`gossipgan train --out DIR`")
     ckpt = Path(checkpoint) if checkpoint else run_dir / "checkpoint.pt"
-    if not ckpt.is_file():
-        if not checkpoint and any(run_dir.glob("checkpoints/rank*-*.pt")):
-            raise ConfigError(f"{run_dir} holds per-rank checkpoints of a torch.distributed run "
-                              f"({run_dir / 'checkpoints'}); eval reads the single "
-                              "checkpoint.pt of a simulated run")
+    rank_file = RANK_FILE.match(ckpt.name) if checkpoint else None
+    if rank_file and ckpt.is_file():
+        state, name = load_rank_checkpoints(ckpt.parent, int(rank_file.group(2)))
+        ckpt = Path(name)
+    elif not checkpoint and not ckpt.is_file() and any(run_dir.glob("checkpoints/rank*-*.pt")):
+        state, name = load_rank_checkpoints(run_dir / "checkpoints")
+        ckpt = Path(name)
+    elif not ckpt.is_file():
         raise ConfigError(f"no run in {run_dir}: no checkpoint at {ckpt} (train one with "
                           f"`gossipgan train --out {run_dir}`)")
-    state = load_checkpoint(ckpt)
+    else:
+        state = load_checkpoint(ckpt)
     missing = [k for k in ("iteration", "config", "workers", "optimizer") if k not in state]
     if missing:
         raise ConfigError(f"{ckpt} is not a gossipgan training checkpoint (no "
@@ -91,6 +100,8 @@ def _restore(run, state: dict, ckpt: Path) -> None:
     try:
         run.workers.load_state_dict(state["workers"])
         run.optimizer.load_state_dict(state["optimizer"])
+        if run.ema is not None:
+            run.ema.load_state_dict(state["ema"])
     except (KeyError, RuntimeError, TypeError, ValueError) as err:
         raise ConfigError(f"checkpoint {ckpt} does not fit its own config: {err}") from None
 
@@ -137,7 +148,9 @@ def run_eval(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else run_dir / "eval.json"
     write_json(out, result)
     print(f"{run_dir}: iteration {state['iteration']}, {cfg.optim.algo}, "
-          f"{cfg.topology.name} N={cfg.topology.workers}, {n} samples of x_bar")
+          f"{cfg.topology.name} N={cfg.topology.workers}, {n} samples of x_bar"
+          + (f" and of its generator's EMA (decay {cfg.run.ema:g}: *_ema)"
+             if cfg.run.ema is not None else ""))
     print(_table(["metric", "value"], [[k, _fmt(v)] for k, v in values.items()]))
     if monitor.kind == "image":
         acc = monitor.info.get("classifier_test_accuracy")
@@ -164,6 +177,9 @@ def _measure(args: argparse.Namespace, run, run_dir: Path):
     monitor.check_samples(n, "--samples")
     x_bar = run.evaluator.x_bar()
     values = monitor.measure(x_bar, n)
+    if run.ema is not None:  # the generator's EMA (run.ema), as training logs it
+        ema = monitor.measure(run.evaluator.ema_x_bar(x_bar), n)
+        values.update({f"{k}_ema": v for k, v in ema.items()})
     if args.inception_weights:
         from gossipgan.metrics import generate_samples, inception_metrics
         from gossipgan.metrics.monitor import reference_images
@@ -204,7 +220,8 @@ def run_compare(args: argparse.Namespace) -> int:
         raise ConfigError(f"the same run directory is given twice: {', '.join(map(str, dirs))}")
     named = dict(zip(labels, dirs, strict=True))
     metrics = {label: read_metrics(d / "metrics.csv") for label, d in named.items()}
-    present = [k for k in ("grad_op_norm_sq", "consensus", *QUALITY_METRICS)
+    ema = [f"{k}_ema" for k in QUALITY_METRICS]  # the generator's EMA, with run.ema
+    present = [k for k in ("grad_op_norm_sq", "consensus", *QUALITY_METRICS, *ema)
                if any(_last(rows, k) is not None for rows in metrics.values())]
     keys = args.keys.split(",") if args.keys else [k for k in PLOT_KEYS if k in present]
     unknown = [k for k in keys if not any(_last(rows, k) is not None for rows in metrics.values())]

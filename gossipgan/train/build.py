@@ -1,7 +1,7 @@
 """The one place a run is built from its config.
 
     with open_run(cfg, out) as run:     # threads set, process group joined (dist), torn down after
-        run.topology  run.comm  run.game  run.workers  run.optimizer  run.evaluator
+        run.topology  run.comm  run.game  run.workers  run.optimizer  run.evaluator  run.ema
 
 `open_run` is the context manager every entry point uses (training, `gossipgan eval`, the
 network benchmark's cells); `build_run` does the building inside it. The packages below take
@@ -30,6 +30,7 @@ from gossipgan.optim import GossipOptimizer, optimizer_class
 from gossipgan.sim import Workers
 from gossipgan.topology import Topology
 from gossipgan.train.config import Config
+from gossipgan.train.ema import EMA, generator_ema
 from gossipgan.train.evaluate import Evaluator
 
 
@@ -45,6 +46,7 @@ class Run:
     workers: Workers
     optimizer: GossipOptimizer
     evaluator: Evaluator
+    ema: EMA | None = None  # the generator's EMA (run.ema), updated by the loop's steps
 
     def derived(self) -> dict:
         """What was derived from the config rather than given (for summary.json)."""
@@ -122,12 +124,17 @@ def build_run(cfg: Config, out: Path | None = None, comm: Communicator | None = 
     workers = Workers(game, comm.workers, cfg.run.seed, cfg.run.batch, cfg.run.vectorize, device)
     optimizer = build_optimizer(cfg, game, workers, comm)
     r = cfg.run
+    if r.ema is not None and not game.generates:
+        raise ConfigError(f"run.ema averages a generator; the analytic game {cfg.game.name!r} "
+                          "has none (set run.ema=null)")
+    ema = generator_ema(r.ema, workers.names, optimizer.iterates(), game.player)
     evaluator = Evaluator(
         game, comm, workers.names, optimizer, seed=r.seed, eval_batch=r.eval_batch,
         batch=r.batch, out=Path(out) if out is not None and comm.is_main else None,
         quality_every=r.quality_every, quality_samples=r.quality_samples,
-        classifier=r.classifier, title=cfg.optim.algo)
-    return Run(cfg, device, graph, comm, game, workers, optimizer, evaluator)
+        classifier=r.classifier, ema=ema, ema_per_worker=r.ema_per_worker,
+        title=f"{cfg.optim.algo}, {graph.name} N={graph.n_workers}, t={cfg.optim.rounds}")
+    return Run(cfg, device, graph, comm, game, workers, optimizer, evaluator, ema)
 
 
 def together(action, gather):

@@ -194,6 +194,12 @@ class RunConfig(_Section):
     threads: int = _f(1, "torch threads of this process while it trains")
     device: str = _f("cpu", "torch device, e.g. cpu, cuda, cuda:1 (dist with nccl: this "
                      "rank's GPU)")
+    ema: float | None = _f(None, "EMA decay of the generator, e.g. 0.999, evaluated beside "
+                           "x_bar as *_ema (null = off)")
+    ema_per_worker: bool = _f(False, "also draw worker 0's own EMA and log the workers' "
+                              "EMA consensus_ema (needs run.ema)")
+    tensorboard: bool = _f(False, "also log scalars and sample grids to RUN_DIR/tb/ (needs "
+                           "the tensorboard extra)")
 
     def check(self) -> None:
         from gossipgan.sim import VECTORIZE
@@ -220,6 +226,11 @@ class RunConfig(_Section):
         self._choice("vectorize", VECTORIZE)
         self._choice("mixing", ("auto", "dense", "sparse"))
         _check_device(self.device)
+        if self.ema is not None and not 0 <= self.ema < 1:
+            raise ConfigError(f"run.ema (the generator's EMA decay) must be in [0, 1) or null "
+                              f"(off), got {self.ema}")
+        if self.ema_per_worker and self.ema is None:
+            raise ConfigError("run.ema_per_worker needs run.ema (a decay, e.g. 0.999)")
 
 
 SECTIONS = {"game": GameConfig, "data": DataConfig, "topology": TopologyConfig,
@@ -277,6 +288,9 @@ NON_MATH_KEYS = {
     "run.checkpoint_every", "run.threads", "data.root", "run.delay_ms", "run.dist_backend",
     "run.device", "run.quality_every", "run.quality_samples", "run.classifier",
     "run.comm_timeout_s",
+    # run.ema is not here: the iterates do not depend on it, but the checkpointed EMA does,
+    # and resuming it with another decay (or none) would leave an average of neither.
+    "run.ema_per_worker", "run.tensorboard",
 }
 
 
