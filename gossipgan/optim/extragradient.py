@@ -13,6 +13,7 @@ from collections.abc import Callable
 import torch
 
 from gossipgan.errors import ConfigError
+from gossipgan.optim import guards
 from gossipgan.optim.gossip import GossipOptimizer
 
 
@@ -29,6 +30,7 @@ class DExtraGrad(GossipOptimizer):
                 f"{type(self).__name__}.step needs a closure that recomputes the gradients: "
                 "extragradient evaluates the operator twice per step"
             )
+        guards.before_step(self)
         with torch.enable_grad():
             loss = closure()
         pairs = self._params()

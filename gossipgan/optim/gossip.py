@@ -31,6 +31,7 @@ from torch.optim import Optimizer
 
 from gossipgan.comm.base import Communicator
 from gossipgan.errors import ConfigError
+from gossipgan.optim import guards
 from gossipgan.optim.functional import adam_updates, sgd_updates
 
 
@@ -48,7 +49,12 @@ def _validate(lr: float, rounds: int, betas: tuple[float, float], eps: float) ->
 
 
 class GossipOptimizer(Optimizer):
-    """Base of every algorithm; subclasses only fix the three switches."""
+    """Base of every algorithm; subclasses only fix the three switches.
+
+    `initial`: what the first step does with x_0, which the method needs equal on every
+    worker: "check" (refuse different parameters, the default), "sync" (copy worker 0's to
+    every worker first) or "any" (neither: workers started apart on purpose).
+    """
 
     direction: str = "sgd"
     optimistic: bool = True
@@ -65,6 +71,7 @@ class GossipOptimizer(Optimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         moments: str = "local",
+        initial: str = "check",
     ):
         if not isinstance(comm, Communicator):
             raise ConfigError(f"comm must be a gossipgan Communicator, got {type(comm).__name__}")
@@ -74,6 +81,7 @@ class GossipOptimizer(Optimizer):
         if moments == "mixed" and (self.direction != "adam" or self.centralized):
             raise ConfigError("moments='mixed' applies only to decentralized Adam methods")
         self.comm = comm
+        self.initial = guards.check_initial(initial)  # x_0: "check", "sync" or "any"
         defaults = dict(lr=lr, rounds=rounds, betas=tuple(betas), eps=eps, moments=moments)
         super().__init__(params, defaults)
         for group in self.param_groups:
@@ -81,6 +89,7 @@ class GossipOptimizer(Optimizer):
         rounds_used = {g["rounds"] for g in self.param_groups}
         if len(rounds_used) > 1:
             raise ConfigError(f"all parameter groups must use the same rounds, got {rounds_used}")
+        guards.register(self)
 
     # --- the worker-axis view -------------------------------------------------------------
     def _view(self, t: Tensor) -> Tensor:
@@ -186,6 +195,17 @@ class GossipOptimizer(Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], object] | None = None):
+        """One iteration, both players at once: `closure` (if given) puts g_k = T(z_k) in
+        every parameter's `.grad`, then one gossip phase moves the iterate.
+
+        What the parameters hold: for the optimistic methods, z_{k+1} after the step, the point
+        where the NEXT gradient is taken, not the iterate x_k (that is `iterates()`, and the
+        run's output is the average x_bar: `gossipgan.own.iterate_state_dict` and
+        `use_iterate` for modules). Before the first step they hold x_0, which must be the
+        same on every worker (checked: see `initial`). Every parameter needs a `.grad`, each
+        player's the gradient of its own loss only (`gossipgan.own.simultaneous_backward`).
+        """
+        guards.before_step(self)
         loss = None
         if closure is not None:
             with torch.enable_grad():
