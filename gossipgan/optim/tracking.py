@@ -90,7 +90,7 @@ class _Tracking:
         like the parameters."""
         extra = []
         if self.param_groups[0]["moments"] == "mixed":
-            extra = [s[key] for s in states for key in ("exp_avg", "exp_avg_sq")]
+            extra = [s[key] for key in ("exp_avg", "exp_avg_sq") for s in states]
         n = len(params)
         mixed = self._communicate(list(x) + list(y) + extra, step, phase)
         for buf, m in zip(extra, mixed[2 * n:], strict=True):
