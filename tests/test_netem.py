@@ -124,9 +124,13 @@ def test_fit_and_two_points_recover_alpha_beta():
 # --- the grid and the CLI's errors ---------------------------------------------------------
 def test_default_grid_cells():
     cells = grid.Grid().cells()
-    assert len(cells) == 2 * 3 * 2 + 2
+    assert len(cells) == 2 * 3 * 2 + 2 + 2
     central = [c for c in cells if c["topology"] == "all_reduce"]
     assert {c["algo"] for c in central} == {"cposg", "cpoadam"}
+    compressed = [c["name"] for c in cells if c["compression"] != "none"]
+    assert compressed == ["dpoadam-ring-t1-topk0.05", "dpoadam-ring-t1-qsgd4"]
+    assert grid.Grid().baselines() == ["ddp-adam", "ddp-adam-fp16"]
+    assert grid.Grid(emulation="app-delay").baselines() == []  # its delay is DistComm's
     assert len(grid.Grid().conditions()) == 6
 
 
@@ -140,6 +144,10 @@ def test_default_grid_cells():
     (["--rounds", "1,x"], "comma list of integers"),
     (["--app-delay", "--bandwidth", "1gbit"], "cannot limit bandwidth"),
     (["--shaper", "netem"], "invalid choice: 'netem'"),
+    (["--compression", "qsgd:3"], "bits must be one of 8, 4, 2"),
+    (["--compression", "none"], "'none' is every other cell"),
+    (["--ddp", "horovod"], "unknown DDP baseline 'horovod'"),
+    (["--consensus-step", "2"], "consensus_step must be in"),
 ])
 def test_cli_bad_input(argv, message, capsys, tmp_path):
     try:

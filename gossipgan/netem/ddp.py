@@ -45,16 +45,18 @@ NOTES = {"ddp-adam": "torch DDP + Adam, alternating D/G steps",
 
 
 class _Counted:
-    """A DDP communication hook that counts the bytes each worker sends."""
+    """A DDP communication hook (`.hook`) that counts the bytes each worker sends."""
 
     def __init__(self, name: str, n_workers: int):
-        self.hook, self.element_size = HOOKS[name]
-        self.n, self.bytes = n_workers, 0
+        inner, size = HOOKS[name]
+        self.bytes = 0
 
-    def __call__(self, state, bucket):
-        numel = bucket.buffer().numel()
-        self.bytes += 2 * (self.n - 1) * numel * self.element_size // self.n
-        return self.hook(state, bucket)
+        def hook(state, bucket):
+            self.bytes += 2 * (n_workers - 1) * bucket.buffer().numel() * size // n_workers
+            return inner(state, bucket)
+
+        hook.__name__ = inner.__name__  # DDP looks at the name of the hooks it knows
+        self.hook = hook
 
 
 def _models(cfg: Config, game) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -101,7 +103,7 @@ def train_ddp(cfg: Config, name: str) -> dict:
     counter = _Counted(name, n)
     g, d = DDP(g_net), DDP(d_net)
     for model in (g, d):
-        model.register_comm_hook(None, counter)
+        model.register_comm_hook(None, counter.hook)
     o = cfg.optim
     betas = (o.beta1, o.beta2)
     opt_g = torch.optim.Adam(g.parameters(), lr=o.lr_g or o.lr, betas=betas, eps=o.eps)
@@ -131,7 +133,7 @@ def train_ddp(cfg: Config, name: str) -> dict:
         wall += time.perf_counter() - t0
         if k % cfg.run.eval_every == 0 or k == cfg.run.iters:
             row = {"iter": k, "wall_s": wall, "comm_s": math.nan, "bytes_sent": counter.bytes,
-                   "loss_d": float(loss_d), "loss_g": float(loss_g)}
+                   "loss_d": float(loss_d.detach()), "loss_g": float(loss_g.detach())}
             if monitor is not None:
                 params = {f"G.{m}": p.detach() for m, p in g.module.named_parameters()}
                 row.update(monitor.measure(params, cfg.run.quality_samples or 512))
