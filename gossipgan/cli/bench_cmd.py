@@ -57,7 +57,8 @@ def add_parser(sub) -> None:
                    help="compressed DPOAdam ring t=1 cells, comma list ('' for none) "
                    f"[{','.join(g.compression)}]")
     n.add_argument("--consensus-step", type=float, default=None,
-                   help=f"CHOCO's gamma of the compressed cells [{g.consensus_step:g}]")
+                   help="CHOCO's gamma of the compressed cells [1 for qsgd:8 and qsgd:4, "
+                   "0.3 for the others]")
     n.add_argument("--ddp", default=None,
                    help=f"torch DDP baselines, comma list ('' for none) [{','.join(g.ddp)}]")
     n.add_argument("--no-peer", action="store_true", help="skip the decent-dp comparison")

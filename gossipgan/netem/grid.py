@@ -35,7 +35,16 @@ EMULATIONS = ("netns", "app-delay")
 LABEL = {"netns": "namespaces + {shaper} + TUN delay router",
          "app-delay": "FALLBACK: application-level per-hop delay in DistComm, loopback, "
                       "bandwidth not limited"}
-CONSENSUS_STEP = 0.5  # CHOCO's gamma for the compressed cells (BENCHMARKS.md: how chosen)
+
+
+def default_consensus_step(spec: str) -> float:
+    """CHOCO's gamma for a compressed cell. Measured on the grid's GAN (simulator, N = 8
+    ring, 400 iterations, BENCHMARKS.md): 4-bit keeps consensus at the uncompressed level
+    with gamma = 1; top-k 5% drifts apart without bound at 1 and stays bounded at 0.3; 2-bit
+    diverged at 1 (0.3 is an untested guess, as for random-k)."""
+    kind, _, arg = spec.partition(":")
+    return 1.0 if kind == "qsgd" and int(arg) >= 4 else 0.3
+
 BASE_PORT = 29400
 STALL_S = 900  # the workers log every evaluation; this long without a line is a hang
 
@@ -59,7 +68,7 @@ class Grid:
     compression: list[str] = field(default_factory=lambda: ["topk:0.05", "qsgd:4"])
     compressed_algos: list[str] = field(default_factory=lambda: ["dpoadam"])
     compressed_topologies: list[str] = field(default_factory=lambda: ["ring"])
-    consensus_step: float = CONSENSUS_STEP
+    consensus_step: float | None = None  # None: default_consensus_step of each compressor
     # what users run today (netem/ddp.py); only where the emulated network carries it
     ddp: list[str] = field(default_factory=lambda: ["ddp-adam", "ddp-adam-fp16"])
 
@@ -100,8 +109,9 @@ class Grid:
         for spec in self.compression:
             for algo in self.compressed_algos:
                 for name in self.compressed_topologies:
+                    gamma = self.consensus_step or default_consensus_step(spec)
                     out.append({"algo": algo, "topology": name, "rounds": 1,
-                                "compression": spec, "consensus_step": self.consensus_step})
+                                "compression": spec, "consensus_step": gamma})
         for c in out:
             c["name"] = f"{c['algo']}-{c['topology']}-t{c['rounds']}" + (
                 "" if c["compression"] == "none" else "-" + c["compression"].replace(":", ""))
@@ -153,7 +163,7 @@ class Grid:
         for name in self.compressed_topologies if self.compression else []:
             if topo.build(name, self.workers).period != 1:
                 raise ConfigError(f"compressed gossip needs a static graph, not {name!r}")
-        if not 0 < self.consensus_step <= 1:
+        if self.consensus_step is not None and not 0 < self.consensus_step <= 1:
             raise ConfigError(f"--consensus-step: consensus_step must be in (0, 1], got "
                               f"{self.consensus_step}")
         for name in self.ddp:
