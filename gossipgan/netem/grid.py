@@ -106,9 +106,10 @@ class Grid:
                     out.append({"algo": algo, "topology": name, "rounds": t})
         for c in out:
             c["compression"] = "none"
+        # only for algorithms and topologies the grid runs (`--algos dposg` means dposg only)
         for spec in self.compression:
-            for algo in self.compressed_algos:
-                for name in self.compressed_topologies:
+            for algo in [a for a in self.compressed_algos if a in self.algos]:
+                for name in [t for t in self.compressed_topologies if t in self.topologies]:
                     gamma = self.consensus_step or default_consensus_step(spec)
                     out.append({"algo": algo, "topology": name, "rounds": 1,
                                 "compression": spec, "consensus_step": gamma})
