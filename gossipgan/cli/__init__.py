@@ -6,9 +6,11 @@ User mistakes (ConfigError) become one line on stderr and exit status 2, never a
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
+import time
 
 from gossipgan.errors import ConfigError, Diverged, PeerFailure
 
@@ -32,8 +34,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _error(message: str, code: int) -> int:
-    print(f"gossipgan: error: {' '.join(str(message).split())}", file=sys.stderr)
+# Failures of the machine's storage rather than of the code, whichever file they hit.
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                      errno.ENAMETOOLONG, errno.EISDIR, errno.ENOTDIR, errno.EIO}
+OUT_OF_MEMORY = ("out of memory: lower the sizes asked for (topology.workers, run.batch, "
+                 "game.width, samples)")
+
+
+# Under torchrun the other ranks wait this long before exiting silently, so that torchrun
+# (which stops the group when the first rank exits) does not stop rank 0 before it printed.
+SHARED_ERROR_GRACE_S = 3.0
+
+
+def _error(message: str, code: int, shared: bool = False) -> int:
+    """One line on stderr. A `shared` error (every rank raised the same one: bad input, an
+    error the ranks agreed on, a divergence found together) is printed by rank 0 only."""
+    if shared and int(os.environ.get("WORLD_SIZE", "1")) > 1 \
+            and os.environ.get("RANK", "0") != "0":
+        time.sleep(SHARED_ERROR_GRACE_S)
+        return code
+    print(f"gossipgan: error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
     return code
 
 
@@ -50,20 +70,25 @@ def main(argv: list[str] | None = None) -> int:
                             format="%(levelname)s %(name)s: %(message)s")
         return int(args.func(args) or 0)
     except ConfigError as e:
-        return _error(str(e), 2)
-    except (Diverged, PeerFailure) as e:
+        return _error(str(e), 2, shared=True)
+    except Diverged as e:
+        return _error(str(e), e.exit_code, shared=True)
+    except PeerFailure as e:  # each rank waited for its own peers: each says which
         return _error(str(e), e.exit_code)
     except BrokenPipeError:  # `gossipgan config | head`: the reader left, nothing to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as e:
-        if e.filename is None:
-            raise  # not a file the user named: a bug, keep its traceback
+        if e.filename is None and e.errno not in ENVIRONMENT_ERRNOS:
+            raise  # not a file the user named nor a full or read-only disk: a bug
         names = " -> ".join(str(f) for f in (e.filename, e.filename2) if f is not None)
-        return _error(f"{names}: {e.strerror or e}", 2)
+        return _error(f"{names or 'writing the run files'}: {e.strerror or e}", 2)
     except MemoryError:
-        return _error("out of memory: lower the sizes asked for (workers, batch, model width, "
-                      "samples)", 2)
+        return _error(OUT_OF_MEMORY, 2)
+    except RuntimeError as e:  # torch's allocator says so in a RuntimeError
+        if "can't allocate memory" not in str(e) and "not enough memory" not in str(e):
+            raise
+        return _error(f"{OUT_OF_MEMORY} ({str(e).splitlines()[0][:120]})", 2)
     except KeyboardInterrupt:  # before the training loop took over Ctrl-C: nothing to save yet
         print("gossipgan: interrupted", file=sys.stderr)
         return 130

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from gossipgan.errors import ConfigError
 
+MAX_SAMPLES = 1_000_000  # generated images are held in memory at once
 PLOT_KEYS = ("grad_op_norm_sq", "cls_fid", "cls_is", "cls_classes_hit", "hq_rate",
              "modes_covered")
 
@@ -26,7 +27,9 @@ def add_parser(sub) -> None:
                        "x_bar from its checkpoint; print a table and write eval.json. cls_* "
                        "metrics use the project's own classifier features, not Inception.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory (from gossipgan train --out)")
-    p.add_argument("--checkpoint", metavar="FILE", help="checkpoint file [RUN_DIR/checkpoint.pt]")
+    p.add_argument("--checkpoint", metavar="FILE", help="checkpoint file [RUN_DIR/checkpoint.pt; "
+                   "a torchrun run: the ranks' newest common step]; a rank's file "
+                   "checkpoints/rankR-STEP.pt picks that step of every rank")
     p.add_argument("--samples", type=int, default=None, metavar="N",
                    help="generated samples [10000 for images, 2500 for 2-D mixtures]; the "
                    "value logged during training used run.quality_samples")
@@ -58,22 +61,29 @@ def add_parser(sub) -> None:
 # ------------------------------------------------------------------------------------ eval
 
 def _load_checkpoint(run_dir: Path, checkpoint: str | None, device: str | None):
-    """The run's config (as a simulator run, on `device`), its checkpoint state and path."""
+    """The run's config (as a simulator run, on `device`), its checkpoint state and path.
+    A torch.distributed run's per-rank checkpoints of one step are joined into the
+    simulator's (gossipgan.train.ranks), whose x_bar is the average over the ranks."""
     from gossipgan.train.checkpoint import load_checkpoint
     from gossipgan.train.config import Config
+    from gossipgan.train.ranks import RANK_FILE, load_rank_checkpoints
 
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir} is not a directory; give a run directory written by "
                           "`gossipgan train --out DIR`")
     ckpt = Path(checkpoint) if checkpoint else run_dir / "checkpoint.pt"
-    if not ckpt.is_file():
-        if not checkpoint and any(run_dir.glob("checkpoints/rank*-*.pt")):
-            raise ConfigError(f"{run_dir} holds per-rank checkpoints of a torch.distributed run "
-                              f"({run_dir / 'checkpoints'}); eval reads the single "
-                              "checkpoint.pt of a simulated run")
+    rank_file = RANK_FILE.match(ckpt.name) if checkpoint else None
+    if rank_file and ckpt.is_file():
+        state, name = load_rank_checkpoints(ckpt.parent, int(rank_file.group(2)))
+        ckpt = Path(name)
+    elif not checkpoint and not ckpt.is_file() and any(run_dir.glob("checkpoints/rank*-*.pt")):
+        state, name = load_rank_checkpoints(run_dir / "checkpoints")
+        ckpt = Path(name)
+    elif not ckpt.is_file():
         raise ConfigError(f"no run in {run_dir}: no checkpoint at {ckpt} (train one with "
                           f"`gossipgan train --out {run_dir}`)")
-    state = load_checkpoint(ckpt)
+    else:
+        state = load_checkpoint(ckpt)
     missing = [k for k in ("iteration", "config", "workers", "optimizer") if k not in state]
     if missing:
         raise ConfigError(f"{ckpt} is not a gossipgan training checkpoint (no "
@@ -90,6 +100,8 @@ def _restore(run, state: dict, ckpt: Path) -> None:
     try:
         run.workers.load_state_dict(state["workers"])
         run.optimizer.load_state_dict(state["optimizer"])
+        if run.ema is not None:
+            run.ema.load_state_dict(state["ema"])
     except (KeyError, RuntimeError, TypeError, ValueError) as err:
         raise ConfigError(f"checkpoint {ckpt} does not fit its own config: {err}") from None
 
@@ -120,8 +132,12 @@ def run_eval(args: argparse.Namespace) -> int:
     from gossipgan.train.outputs import write_json
 
     run_dir = Path(args.run_dir)
-    if args.samples is not None and args.samples < 1:
-        raise ConfigError(f"--samples must be a positive integer, got {args.samples}")
+    if args.samples is not None and not 1 <= args.samples <= MAX_SAMPLES:
+        raise ConfigError(f"--samples must be in 1..{MAX_SAMPLES:,}, got {args.samples}")
+    if args.epochs is not None and not 1 <= args.epochs <= 1000:
+        raise ConfigError(f"--epochs must be in 1..1000, got {args.epochs}")
+    if args.epochs is not None and not args.train_classifier:
+        raise ConfigError("--epochs applies only with --train-classifier")
     cfg, state, ckpt = _load_checkpoint(run_dir, args.checkpoint, args.device)
     with open_run(cfg) as run:
         _restore(run, state, ckpt)
@@ -132,7 +148,9 @@ def run_eval(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else run_dir / "eval.json"
     write_json(out, result)
     print(f"{run_dir}: iteration {state['iteration']}, {cfg.optim.algo}, "
-          f"{cfg.topology.name} N={cfg.topology.workers}, {n} samples of x_bar")
+          f"{cfg.topology.name} N={cfg.topology.workers}, {n} samples of x_bar"
+          + (f" and of its generator's EMA (decay {cfg.run.ema:g}: *_ema)"
+             if cfg.run.ema is not None else ""))
     print(_table(["metric", "value"], [[k, _fmt(v)] for k, v in values.items()]))
     if monitor.kind == "image":
         acc = monitor.info.get("classifier_test_accuracy")
@@ -159,6 +177,9 @@ def _measure(args: argparse.Namespace, run, run_dir: Path):
     monitor.check_samples(n, "--samples")
     x_bar = run.evaluator.x_bar()
     values = monitor.measure(x_bar, n)
+    if run.ema is not None:  # the generator's EMA (run.ema), as training logs it
+        ema = monitor.measure(run.evaluator.ema_x_bar(x_bar), n)
+        values.update({f"{k}_ema": v for k, v in ema.items()})
     if args.inception_weights:
         from gossipgan.metrics import generate_samples, inception_metrics
         from gossipgan.metrics.monitor import reference_images
@@ -199,7 +220,8 @@ def run_compare(args: argparse.Namespace) -> int:
         raise ConfigError(f"the same run directory is given twice: {', '.join(map(str, dirs))}")
     named = dict(zip(labels, dirs, strict=True))
     metrics = {label: read_metrics(d / "metrics.csv") for label, d in named.items()}
-    present = [k for k in ("grad_op_norm_sq", "consensus", *QUALITY_METRICS)
+    ema = [f"{k}_ema" for k in QUALITY_METRICS]  # the generator's EMA, with run.ema
+    present = [k for k in ("grad_op_norm_sq", "consensus", *QUALITY_METRICS, *ema)
                if any(_last(rows, k) is not None for rows in metrics.values())]
     keys = args.keys.split(",") if args.keys else [k for k in PLOT_KEYS if k in present]
     unknown = [k for k in keys if not any(_last(rows, k) is not None for rows in metrics.values())]
@@ -223,7 +245,7 @@ def run_compare(args: argparse.Namespace) -> int:
         col.update({"iter": _last(rows, "iter"), "wall_s": _last(rows, "wall_s")})
         col.update({k: _last(rows, k) for k in present})
         if (d / "eval.json").is_file():
-            ev = json.loads((d / "eval.json").read_text())
+            ev = _read_eval(d / "eval.json")
             col.update({f"eval {k} (n={ev.get('samples')})": v
                         for k, v in ev.get("metrics", {}).items()})
         table[label] = col
@@ -233,6 +255,19 @@ def run_compare(args: argparse.Namespace) -> int:
                                       "final": table})
     print(f"plots: {', '.join(map(str, plots))}; table: {out / 'compare.json'}")
     return 0
+
+
+def _read_eval(path: Path) -> dict:
+    """An eval.json, checked: a mapping with a mapping of metrics."""
+    try:
+        ev = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path} is not valid JSON ({err}); rerun `gossipgan eval` on the "
+                          "run or move the file aside") from None
+    if not isinstance(ev, dict) or not isinstance(ev.get("metrics", {}), dict):
+        raise ConfigError(f"{path} is not an eval.json of `gossipgan eval` (no metrics "
+                          "mapping); rerun it or move the file aside")
+    return ev
 
 
 def _fmt(v) -> str:

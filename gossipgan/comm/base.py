@@ -108,6 +108,13 @@ class Communicator(abc.ABC):
         """The average over ALL workers WITHOUT the worker axis, for metrics (not counted as
         traffic: a real deployment would not pay for it every iteration)."""
 
+    def broadcast(self, tensors: list[Tensor]) -> list[Tensor]:
+        """Worker 0's tensors for every held worker (with the worker axis; not counted as
+        traffic: it runs once, for the common start). Here: a process holding every worker."""
+        if self.workers != list(range(self.n_workers)):
+            raise NotImplementedError(f"{type(self).__name__} has no broadcast")
+        return [t[:1].expand_as(t).clone() for t in tensors]
+
     @property
     def is_main(self) -> bool:
         """Whether this process writes the run's shared outputs."""

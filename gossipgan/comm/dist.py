@@ -25,7 +25,8 @@ from gossipgan.errors import ConfigError, PeerFailure
 from gossipgan.topology import Topology
 
 LAUNCH_HINT = ("launch one process per worker with torchrun, e.g. "
-               "`torchrun --nproc_per_node=4 -m gossipgan train --backend dist --workers 4`")
+               "`torchrun --nproc_per_node=4 your_script.py` (the CLI: "
+               "`torchrun --nproc_per_node=4 -m gossipgan train --backend dist --workers 4`)")
 
 
 DEFAULT_TIMEOUT_S = 300.0  # a peer silent this long is taken for stalled (run.comm_timeout_s)
@@ -43,7 +44,8 @@ def init_process_group(backend: str = "auto", n_workers: int | None = None,
     if dist.is_initialized():
         return dist.get_backend()
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
-        raise ConfigError(f"--backend dist outside torchrun (no RANK/WORLD_SIZE): {LAUNCH_HINT}")
+        raise ConfigError(f"the distributed backend outside torchrun (no RANK/WORLD_SIZE in "
+                          f"the environment): {LAUNCH_HINT}")
     if n_workers is not None and int(os.environ["WORLD_SIZE"]) != n_workers:
         raise ConfigError(_world_error(int(os.environ["WORLD_SIZE"]), n_workers))
     if backend == "auto":
@@ -117,13 +119,16 @@ def _peers(me: int, what: str, peers: list[int] | None = None):
 class DistComm(Communicator):
     def __init__(self, topology: Topology, delay_s: float = 0.0):
         if not dist.is_initialized():
-            raise ConfigError(f"DistComm needs an initialised process group: {LAUNCH_HINT}")
+            raise ConfigError("DistComm needs an initialised process group: call "
+                              f"gossipgan.comm.init_process_group() first; {LAUNCH_HINT}")
         world = dist.get_world_size()
         if world != topology.n_workers:
             # Every rank gets here; one that exited while a peer was still connecting the
             # group would turn the peer's error into a gloo traceback.
             dist.barrier()
-            raise ConfigError(_world_error(world, topology.n_workers))
+            raise ConfigError(f"world size {world} differs from the topology's "
+                              f"{topology.n_workers} workers: build the topology for "
+                              "torch.distributed.get_world_size() workers")
         self.topology = topology
         self.rank = dist.get_rank()
         self.traffic = Traffic()
@@ -245,7 +250,20 @@ class DistComm(Communicator):
     def _mean(self, tensors: list[Tensor]) -> list[Tensor]:
         return self._unflatten(self._all_reduce_mean(tensors), tensors)
 
+    def broadcast(self, tensors: list[Tensor]) -> list[Tensor]:
+        flat = self._flatten(tensors).clone()
+        dist.broadcast(flat, src=0)
+        return self._unflatten(flat, tensors)
+
     def average(self, tensors: list[Tensor]) -> list[Tensor]:
+        # A tensor without the worker axis (a plain module's parameter) would come back as its
+        # first slice: refuse the shapes that show it (a [1, ...] one cannot be told apart).
+        bad = next((t for t in tensors if t.dim() == 0 or t.shape[0] != 1), None)
+        if bad is not None:
+            raise ConfigError(
+                f"DistComm.average takes tensors with a worker axis of size 1, got shape "
+                f"{list(bad.shape)}; for a module's parameters use "
+                "gossipgan.own.iterate_state_dict(optimizer, module)")
         flat = self._flatten(tensors).clone()
         with _peers(self.rank, "an all_reduce"):
             dist.all_reduce(flat, op=dist.ReduceOp.SUM)

@@ -55,6 +55,13 @@ class Game(abc.ABC):
     def large_batch(self, generator: torch.Generator, size: int) -> Batch:
         """A batch drawn from the union of all shards, for estimating ||T(x_bar)||^2."""
 
+    def init_buffers(self) -> Params:
+        """State a forward updates in place, per worker (BatchNorm's running statistics), as
+        {name: tensor} without a worker axis. Optional (default: none). The simulator stacks
+        it on the worker axis like the parameters and passes it to `player_losses` inside
+        `params` (keys disjoint from the parameters'); it is never gossiped nor stepped."""
+        return {}
+
     def player_losses(self, params: Params, batch: Batch) -> dict[str, Tensor]:
         """Each player's own scalar loss at ONE worker's point: {'min': l_min, 'max': l_max}.
 

@@ -198,7 +198,9 @@ def load_classifier(path: str | Path, expected_sha256: str | None = None
                          data["feat_dim"])
         model.load_state_dict(data.pop("state_dict"))
     except Exception as err:  # any unpickling / shape problem means a bad file
-        raise ConfigError(f"{path} is not a usable gossipgan classifier: {err}") from None
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        raise ConfigError(f"{path} is not a usable gossipgan classifier ({first}); give a file "
+                          "written by `gossipgan eval --train-classifier`") from None
     return model.eval(), data
 
 

@@ -33,6 +33,7 @@ from gossipgan.comm.base import Communicator
 from gossipgan.comm.compress import CompressedGossip
 from gossipgan.comm.compressors import parse_compression
 from gossipgan.errors import ConfigError
+from gossipgan.optim import guards
 from gossipgan.optim.functional import adam_updates, sgd_updates
 
 
@@ -50,7 +51,12 @@ def _validate(lr: float, rounds: int, betas: tuple[float, float], eps: float) ->
 
 
 class GossipOptimizer(Optimizer):
-    """Base of every algorithm; subclasses only fix the three switches."""
+    """Base of every algorithm; subclasses only fix the three switches.
+
+    `initial`: what the first step does with x_0, which the method needs equal on every
+    worker: "check" (refuse different parameters, the default), "sync" (copy worker 0's to
+    every worker first) or "any" (neither: workers started apart on purpose).
+    """
 
     direction: str = "sgd"
     optimistic: bool = True
@@ -70,6 +76,7 @@ class GossipOptimizer(Optimizer):
         compression: str = "none",
         consensus_step: float = 1.0,
         compression_seed: int = 0,
+        initial: str = "check",
     ):
         if not isinstance(comm, Communicator):
             raise ConfigError(f"comm must be a gossipgan Communicator, got {type(comm).__name__}")
@@ -81,6 +88,7 @@ class GossipOptimizer(Optimizer):
         self.comm = comm
         self.compression = _compression(self, comm, compression, consensus_step,
                                         compression_seed)
+        self.initial = guards.check_initial(initial)  # x_0: "check", "sync" or "any"
         defaults = dict(lr=lr, rounds=rounds, betas=tuple(betas), eps=eps, moments=moments)
         super().__init__(params, defaults)
         for group in self.param_groups:
@@ -88,6 +96,7 @@ class GossipOptimizer(Optimizer):
         rounds_used = {g["rounds"] for g in self.param_groups}
         if len(rounds_used) > 1:
             raise ConfigError(f"all parameter groups must use the same rounds, got {rounds_used}")
+        guards.register(self)
 
     # --- the worker-axis view -------------------------------------------------------------
     def _view(self, t: Tensor) -> Tensor:
@@ -144,6 +153,30 @@ class GossipOptimizer(Optimizer):
                 s, hat, total = keys[j]
                 s[hat], s[total] = h, m
         return [s[hat] for s, hat, _ in keys], [s[total] for s, _, total in keys]
+
+    # --- the two places a variant changes (gossipgan.optim.tracking overrides both) ----------
+    def _operator_estimate(self, states: list[dict], grads: list[Tensor]) -> list[Tensor]:
+        """What the step moves along: the operator evaluation g itself (tracking: y)."""
+        return grads
+
+    def _gossip(self, states: list[dict], params: list[Tensor], x: list[Tensor],
+                y: list[Tensor], grads: list[Tensor], step: int, phase: int = 0
+                ) -> list[Tensor]:
+        """Mix x (and Adam's moments, when mixed) in ONE call; returns mix(x) shaped like the
+        parameters, the moments mixed in place."""
+        extra = self._mixed_moments(states)
+        mixed = self._communicate(list(x) + extra, step, phase)
+        n = len(params)
+        for buf, m in zip(extra, mixed[n:], strict=True):
+            buf.copy_(m.view_as(buf))
+        return [m.view_as(p) for m, p in zip(mixed[:n], params, strict=True)]
+
+    def _mixed_moments(self, states: list[dict]) -> list[Tensor]:
+        if self.param_groups[0]["moments"] != "mixed":
+            return []
+        # role-major (all first moments, then all second): gossiped tensor j has parameter
+        # j % n's size, which is where compressed gossip keeps its public copies
+        return [s[key] for key in ("exp_avg", "exp_avg_sq") for s in states]
 
     def communicate(self, step: int | None = None) -> None:
         """One step's communication alone, on tensors of the parameters' sizes, nothing moved.
@@ -209,6 +242,17 @@ class GossipOptimizer(Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], object] | None = None):
+        """One iteration, both players at once: `closure` (if given) puts g_k = T(z_k) in
+        every parameter's `.grad`, then one gossip phase moves the iterate.
+
+        What the parameters hold: for the optimistic methods, z_{k+1} after the step, the point
+        where the NEXT gradient is taken, not the iterate x_k (that is `iterates()`, and the
+        run's output is the average x_bar: `gossipgan.own.iterate_state_dict` and
+        `use_iterate` for modules). Before the first step they hold x_0, which must be the
+        same on every worker (checked: see `initial`). Every parameter needs a `.grad`, each
+        player's the gradient of its own loss only (`gossipgan.own.simultaneous_backward`).
+        """
+        guards.before_step(self)
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -220,9 +264,9 @@ class GossipOptimizer(Optimizer):
             means = self.comm.mean([self._view(g) for g in grads])
             grads = [g.view_as(p) for g, p in zip(means, params, strict=True)]
         k = self.iteration
-        updates = self._updates(pairs, grads)
-        mixed_moments = self.param_groups[0]["moments"] == "mixed"
         states = [self.state[p] for p in params]
+        y = self._operator_estimate(states, grads)
+        updates = self._updates(pairs, y)
 
         if self.optimistic:
             if k == 0:
@@ -232,13 +276,7 @@ class GossipOptimizer(Optimizer):
         else:
             x = params  # x_{k-1}: mixed first, then moved by u(x_{k-1})
 
-        # role-major (all first moments, then all second): tensor j has parameter j % n's size
-        extra = [s[key] for key in ("exp_avg", "exp_avg_sq") for s in states] \
-            if mixed_moments else []
-        mixed = self._communicate(list(x) + extra, k)
-        x_hat = [m.view_as(p) for m, p in zip(mixed[: len(params)], params, strict=True)]
-        for buf, m in zip(extra, mixed[len(params):], strict=True):
-            buf.copy_(m.view_as(buf))
+        x_hat = self._gossip(states, params, x, y, grads, k)
 
         if self.optimistic:
             for s, xi, xh in zip(states, x, x_hat, strict=True):

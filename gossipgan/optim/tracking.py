@@ -44,10 +44,8 @@ stepsizes alone leave such a steady-state error and fixes it by tracking the ste
 accumulators; here the moments' INPUT y^i is itself driven to consensus (y^i -> the average
 operator), so local moments become consistent as the run converges and the fixed point is
 exact with no traffic beyond the tracker (2x bytes). moments="mixed" (DADAM-style gossiped
-moments, Nazari et al. 2019) stays available at 4x bytes. Measured (bilinear, heterogeneity 0.5,
-8-worker ring, t = 2, lr 0.03, betas (0, 0.9), 3,000 steps): ||T(x_bar)||^2 4.4e-5 (local),
-3.4e-5 (mixed), 0.37 untracked DPOAdam, 0.30 tracking the Adam direction instead. With
-beta2 = 0.999 neither Adam method settles on that game.
+moments, Nazari et al. 2019) stays available at 4x bytes. The choice was measured against
+tracking the Adam direction (BENCHMARKS.md, "Gradient tracking").
 
 DExtraGrad-GT: the two phases of DExtraGrad each move along the tracker, which follows the
 latest operator evaluation (T(x_{k-1}), then T(z_k)):
@@ -55,17 +53,15 @@ latest operator evaluation (T(x_{k-1}), then T(z_k)):
     z_k = mix(x_{k-1} - lr y),  y <- tracked with g = T(x_{k-1})
     x_k = mix(x_{k-1} - lr y),  y <- tracked with g = T(z_k)
 
-each phase mixing (iterate, tracker) together. Written once over the Communicator.
+each phase mixing (iterate, tracker) together. The steps themselves are GossipOptimizer's and
+DExtraGrad's: the tracker enters through their two hooks, `_operator_estimate` and `_gossip`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor
 
-from gossipgan.errors import ConfigError
 from gossipgan.optim.extragradient import DExtraGrad
 from gossipgan.optim.gossip import GossipOptimizer
 
@@ -73,11 +69,13 @@ TRACK = "y_hat_minus_g"  # the state key of mix(y_k) - g_k
 
 
 class _Tracking:
-    """The tracker's bookkeeping, shared by every tracked method (a mixin over GossipOptimizer)."""
+    """The tracker, as the two hooks of GossipOptimizer.step (and DExtraGrad.step) that a
+    variant changes: what the step moves along (y, not g) and what is gossiped (x and y)."""
 
     comm_copies: int = 2  # tensors of the iterate's size per gossip message: x and y
 
-    def _tracked(self: GossipOptimizer, states: list[dict], grads: list[Tensor]) -> list[Tensor]:
+    def _operator_estimate(self: GossipOptimizer, states: list[dict], grads: list[Tensor]
+                           ) -> list[Tensor]:
         """y = g + (mix(y_prev) - g_prev); y_0 = g_0 (no tracker in the state yet)."""
         if TRACK not in states[0]:
             return grads
@@ -88,9 +86,7 @@ class _Tracking:
                 phase: int = 0) -> list[Tensor]:
         """Mix (x, y[, Adam moments]) in ONE call; keep mix(y) - g; return mix(x) shaped
         like the parameters."""
-        extra = []
-        if self.param_groups[0]["moments"] == "mixed":
-            extra = [s[key] for key in ("exp_avg", "exp_avg_sq") for s in states]
+        extra = self._mixed_moments(states)
         n = len(params)
         mixed = self._communicate(list(x) + list(y) + extra, step, phase)
         for buf, m in zip(extra, mixed[2 * n:], strict=True):
@@ -101,81 +97,20 @@ class _Tracking:
         return [m.view_as(p) for m, p in zip(mixed[:n], params, strict=True)]
 
 
-class TrackedOptimistic(_Tracking, GossipOptimizer):
-    """The optimistic step of GossipOptimizer along the tracker y instead of g."""
-
-    optimistic = True
-    centralized = False
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], object] | None = None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        pairs = self._params()
-        params = [p for _, p in pairs]
-        states = [self.state[p] for p in params]
-        grads = [p.grad.detach() for p in params]
-        k = self.iteration
-        y = self._tracked(states, grads)
-        updates = self._updates(pairs, y)  # u_k = -lr y_k, or Adam's direction of y_k
-        if k == 0:
-            x = [p.detach().clone() for p in params]  # the set-up step: x_0 stays put
-        else:
-            x = torch._foreach_add([s["x_hat"] for s in states], updates)
-        x_hat = self._gossip(states, params, x, y, grads, k)
-        for s, xi, xh in zip(states, x, x_hat, strict=True):
-            s["x"], s["x_hat"] = xi, xh
-        for p, xh, u in zip(params, x_hat, updates, strict=True):
-            torch.add(xh, u, out=p)  # z_{k+1} = x_hat_k + u_k
-        for s in states:
-            s["iteration"] = k + 1
-        return loss
-
-
-class DPOSGGT(TrackedOptimistic):
+class DPOSGGT(_Tracking, GossipOptimizer):
     """DPOSG with gradient tracking (`dposg-gt`): no heterogeneity floor, 2x bytes per round."""
 
-    direction = "sgd"
+    direction, optimistic, centralized = "sgd", True, False
 
 
-class DPOAdamGT(TrackedOptimistic):
+class DPOAdamGT(_Tracking, GossipOptimizer):
     """DPOAdam with gradient tracking (`dpoadam-gt`): Adam's moments of the tracked operator
     (GTAdam), local by default or gossiped with moments='mixed'."""
 
-    direction = "adam"
+    direction, optimistic, centralized = "adam", True, False
 
 
 class DExtraGradGT(_Tracking, DExtraGrad):
     """Decentralized extragradient with gradient tracking (`dextragrad-gt`), after Mukherjee &
     Chakraborty (CDC 2020): two operator calls and two phases per step, each phase mixing the
     iterate and the tracker."""
-
-    @torch.no_grad()
-    def step(self, closure: Callable[[], object] | None = None):
-        if closure is None:
-            raise ConfigError(
-                "DExtraGradGT.step needs a closure that recomputes the gradients: extragradient "
-                "evaluates the operator twice per step"
-            )
-        with torch.enable_grad():
-            loss = closure()
-        pairs = self._params()
-        params = [p for _, p in pairs]
-        states = [self.state[p] for p in params]
-        k = self.iteration
-        x = [p.detach().clone() for p in params]
-        for phase in (0, 1):
-            if phase == 1:
-                with torch.enable_grad():
-                    closure()
-            grads = [p.grad.detach() for p in params]
-            y = self._tracked(states, grads)
-            moved = torch._foreach_add(x, self._updates(pairs, y))
-            for p, m in zip(params, self._gossip(states, params, moved, y, grads, k, phase),
-                            strict=True):
-                p.copy_(m)
-        for s in states:
-            s["iteration"] = k + 1
-        return loss

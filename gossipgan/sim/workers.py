@@ -57,6 +57,15 @@ class Workers:
             k: v.detach().to(self.device).unsqueeze(0).repeat(n, *([1] * v.dim())).contiguous()
             for k, v in x0.items()
         }
+        # Per-worker forward state (BatchNorm running statistics): updated in place by each
+        # worker's own forward, row by row, never mixed (Game.init_buffers).
+        self.buffers: dict[str, Tensor] = {
+            k: v.detach().to(self.device).unsqueeze(0).repeat(n, *([1] * v.dim())).contiguous()
+            for k, v in game.init_buffers().items()
+        }
+        if self.buffers and not game.has_player_losses:
+            raise ConfigError(f"{type(game).__name__} has buffers but no player_losses: "
+                              "buffers are passed to player_losses only")
         self.generators = [torch.Generator().manual_seed(worker_seed(seed, w))
                            for w in self.workers]
         self._vmapped = vmap(game.operator, in_dims=(0, 0), randomness="error")
@@ -102,15 +111,16 @@ class Workers:
             if self.vectorize == "vmap":
                 leaves = {k: v.detach().requires_grad_() for k, v in params.items()}
                 with WeightMajorLinear():
-                    losses = self._vmapped_losses(leaves, batch)
+                    losses = self._vmapped_losses({**leaves, **self.buffers}, batch)
                 return self._player_grads(losses, leaves)
             # Fresh per-worker leaves (views, no copy): differentiating w.r.t. the stacked
             # tensor instead would write a full-size, mostly-zero gradient for every worker.
             stacked = {k: torch.empty_like(v) for k, v in params.items()}
             for i in range(len(self.workers)):
                 leaves = {k: v[i].detach().requires_grad_() for k, v in params.items()}
+                own = {**leaves, **{k: v[i] for k, v in self.buffers.items()}}  # views: in place
                 grads = self._player_grads(
-                    self.game.player_losses(leaves, {k: v[i] for k, v in batch.items()}), leaves)
+                    self.game.player_losses(own, {k: v[i] for k, v in batch.items()}), leaves)
                 for k, v in grads.items():
                     stacked[k][i] = v
             return stacked
@@ -128,9 +138,10 @@ class Workers:
             out.update((k, g.contiguous()) for k, g in zip(names, grads, strict=True))
         return {k: out[k] for k in self.names}
 
-    def compute_grads(self) -> None:
-        """Draw a batch per worker and put T(params) into each parameter's .grad."""
-        grads = self.operator(self.params, self.sample())
+    def compute_grads(self, batch: Batch | None = None) -> None:
+        """Put T(params) into each parameter's .grad, on `batch` (stacked on the worker axis,
+        e.g. from the script's own data loaders) or on one drawn per worker (`sample`)."""
+        grads = self.operator(self.params, self.sample() if batch is None else batch)
         for k, p in self.params.items():
             p.grad = grads[k].detach()
 
@@ -166,6 +177,8 @@ class Workers:
             "params": {k: v.detach().clone() for k, v in self.params.items()},
             "generators": [g.get_state() for g in self.generators],
             "vectorize": self.vectorize,
+            **({"buffers": {k: v.clone() for k, v in self.buffers.items()}}
+               if self.buffers else {}),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -175,6 +188,8 @@ class Workers:
         with torch.no_grad():
             for k, v in state["params"].items():
                 self.params[k].copy_(v)
+            for k, v in state.get("buffers", {}).items():
+                self.buffers[k].copy_(v)
         for g, s in zip(self.generators, state["generators"], strict=True):
             g.set_state(s)
         self.vectorize = state["vectorize"]

@@ -2,7 +2,7 @@
 
 Every field carries a one-line help text (`describe()` lists them; `--help` and
 `gossipgan config` print them). A section checks its own fields when it is built (type,
-range, allowed names; every float finite), `Config` checks the combinations across sections,
+range, allowed names, the combinations within it; every float finite),
 and nothing can change a built config afterwards: `cfg.with_values({"optim.lr": 1e-3})`
 returns a new, validated one. Reading and writing (YAML files, `--set` strings) lives in
 `gossipgan.train.config_io`.
@@ -10,70 +10,22 @@ returns a new, validated one. Reading and writing (YAML files, `--set` strings) 
 
 from __future__ import annotations
 
-import math
 import os
-import types
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from gossipgan.errors import ConfigError, check_choice
+from gossipgan.errors import ConfigError
 from gossipgan.optim import ALGORITHMS
-
-
-def _f(default: Any, help: str) -> Any:
-    """A config field and its one-line help text."""
-    return field(default=default, metadata={"help": help})
-
-
-def _coerce(value: Any, typ: Any, path: str) -> Any:
-    """`value` as the field's type (YAML 1.1 reads "5e-4" as a string; ints pass as floats)."""
-    args = typing.get_args(typ)
-    if typing.get_origin(typ) in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        typ = next(a for a in args if a is not type(None))
-    if typ is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    elif typ in (int, float) and isinstance(value, str):
-        try:
-            value = typ(value)
-        except ValueError:
-            pass
-    elif typ is str and isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
-        raise ConfigError(f"config key {path!r} needs a {typ.__name__}, got {value!r}")
-    if typ is float and not math.isfinite(value):
-        raise ConfigError(f"config key {path!r} must be a finite number, got {value!r}")
-    return value
-
-
-@dataclass(frozen=True)
-class _Section:
-    """Coerces every field to its declared type on construction, then runs `check`."""
-
-    def __post_init__(self) -> None:
-        hints = typing.get_type_hints(type(self))
-        for f in fields(self):
-            path = f"{self.section}.{f.name}"
-            object.__setattr__(self, f.name, _coerce(getattr(self, f.name), hints[f.name], path))
-        self.check()
-
-    section: typing.ClassVar[str] = ""
-
-    def check(self) -> None:
-        """Ranges and allowed names; a ConfigError names the key, the value and what is allowed."""
-
-    def _at_least(self, minimum: float, *names: str) -> None:
-        for name in names:
-            value = getattr(self, name)
-            if value is not None and value < minimum:
-                raise ConfigError(f"{self.section}.{name} must be >= {minimum}, got {value}")
-
-    def _choice(self, name: str, allowed) -> None:
-        check_choice(f"{self.section}.{name}", getattr(self, name), allowed)
+from gossipgan.train.config_fields import (
+    MAX_COUNT,
+    MAX_SIZE,
+    MAX_WORKERS,
+    _check_device,
+    _f,
+    _Section,
+)
 
 
 @dataclass(frozen=True)
@@ -103,6 +55,8 @@ class GameConfig(_Section):
         self._choice("model", MODELS)
         self._at_least(1, "dim", "samples_per_worker", "latent_dim", "width")
         self._at_least(0, "heterogeneity", "noise", "gp_weight")
+        self._at_most(MAX_SIZE, "the models are built whole in memory", "width", "latent_dim")
+        self._at_most(MAX_COUNT, "it is held in memory per worker", "dim", "samples_per_worker")
 
 
 @dataclass(frozen=True)
@@ -151,6 +105,7 @@ class TopologyConfig(_Section):
 
         self._choice("name", TOPOLOGIES)
         self._at_least(1, "workers")
+        self._at_most(MAX_WORKERS, "mixing matrices are dense N x N", "workers")
         self._at_least(0, "graph_seed")
         allowed = options_of(self.name)
         for key, option in TOPOLOGY_OPTIONS.items():
@@ -255,12 +210,20 @@ class RunConfig(_Section):
     threads: int = _f(1, "torch threads of this process while it trains")
     device: str = _f("cpu", "torch device, e.g. cpu, cuda, cuda:1 (dist with nccl: this "
                      "rank's GPU)")
+    ema: float | None = _f(None, "EMA decay of the generator, e.g. 0.999, evaluated beside "
+                           "x_bar as *_ema (null = off)")
+    ema_per_worker: bool = _f(False, "also draw worker 0's own EMA and log the workers' "
+                              "EMA consensus_ema (needs run.ema)")
+    tensorboard: bool = _f(False, "also log scalars and sample grids to RUN_DIR/tb/ (needs "
+                           "the tensorboard extra)")
 
     def check(self) -> None:
         from gossipgan.sim import VECTORIZE
 
         self._at_least(1, "iters", "batch", "log_every", "eval_every", "eval_batch",
                        "sample_every", "checkpoint_every", "threads", "quality_samples")
+        self._at_most(MAX_COUNT, "a batch is held in memory at once", "batch", "eval_batch",
+                      "quality_samples")
         self._at_least(0, "seed", "delay_ms")
         if not self.comm_timeout_s > 0:
             raise ConfigError(f"run.comm_timeout_s must be > 0, got {self.comm_timeout_s}")
@@ -279,6 +242,11 @@ class RunConfig(_Section):
         self._choice("vectorize", VECTORIZE)
         self._choice("mixing", ("auto", "dense", "sparse"))
         _check_device(self.device)
+        if self.ema is not None and not 0 <= self.ema < 1:
+            raise ConfigError(f"run.ema (the generator's EMA decay) must be in [0, 1) or null "
+                              f"(off), got {self.ema}")
+        if self.ema_per_worker and self.ema is None:
+            raise ConfigError("run.ema_per_worker needs run.ema (a decay, e.g. 0.999)")
 
 
 SECTIONS = {"game": GameConfig, "data": DataConfig, "topology": TopologyConfig,
@@ -336,6 +304,9 @@ NON_MATH_KEYS = {
     "run.checkpoint_every", "run.threads", "data.root", "run.delay_ms", "run.dist_backend",
     "run.device", "run.quality_every", "run.quality_samples", "run.classifier",
     "run.comm_timeout_s",
+    # run.ema is not here: the iterates do not depend on it, but the checkpointed EMA does,
+    # and resuming it with another decay (or none) would leave an average of neither.
+    "run.ema_per_worker", "run.tensorboard",
 }
 
 
@@ -359,17 +330,6 @@ def describe() -> list[tuple[str, Any, str]]:
 def help_of(key: str) -> str:
     """The one-line help text of config key `section.key`."""
     return next(h for k, _, h in describe() if k == key)
-
-
-def _check_device(name: str) -> None:
-    import torch
-
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"unknown run.device {name!r}; e.g. cpu, cuda, cuda:1") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"run.device={name!r} but no CUDA GPU is visible; use run.device=cpu")
 
 
 __all__ = ["Config", "DataConfig", "GameConfig", "NON_MATH_KEYS", "OptimConfig", "RunConfig",

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from gossipgan.comm import Communicator
 from gossipgan.errors import ConfigError, Diverged, PeerFailure
-from gossipgan.train.build import Run, open_run
+from gossipgan.train.build import Run, open_run, together
 from gossipgan.train.checkpoint import load_checkpoint
 from gossipgan.train.config import Config
 from gossipgan.train.outputs import (
@@ -38,6 +38,7 @@ from gossipgan.train.outputs import (
 from gossipgan.train.plots import plot_run
 from gossipgan.train.resume import check_state, data_fingerprint, restore, training_state
 from gossipgan.train.store import CheckpointStore
+from gossipgan.train.tblog import TensorBoardLog, require_tensorboard
 
 log = logging.getLogger("gossipgan")
 
@@ -56,10 +57,12 @@ class Step:
 def steps(run: Run, start: int, stop: int) -> Iterator[Step]:
     """Steps start+1 .. stop of `run`: one operator evaluation and one communication phase
     each (extragradient: two of each), timed. Stop consuming to stop training."""
-    closure, traffic = run.workers.compute_grads, run.comm.traffic
+    closure, traffic, ema = run.workers.compute_grads, run.comm.traffic, run.ema
     for k in range(start + 1, stop + 1):
         t0, comm0, bytes0 = time.perf_counter(), traffic.seconds, traffic.bytes
         run.optimizer.step(closure)
+        if ema is not None:  # each worker's own EMA: local, no communication
+            ema.update(run.optimizer.iterates())
         yield Step(k, time.perf_counter() - t0, traffic.seconds - comm0, traffic.bytes - bytes0)
 
 
@@ -99,20 +102,7 @@ def _resume(run: Run, store: CheckpointStore, clock: dict, out: Path,
 
 
 def _together(comm: Communicator, action):
-    """Run `action` on every rank; if it fails on any, fail on all with that rank's message.
-
-    An error only one rank sees (its checkpoint is damaged, rank 0 finds the run directory
-    taken) would otherwise leave the others blocked in their next collective.
-    """
-    result, error = None, None
-    try:
-        result = action()
-    except ConfigError as e:
-        error = str(e)
-    errors = [e for e in comm.gather_objects(error) if e]
-    if errors:
-        raise ConfigError(errors[0])
-    return result
+    return together(action, comm.gather_objects)
 
 
 PLAYERS = {"min": "min player's (the generator's)", "max": "max player's (the "
@@ -190,6 +180,9 @@ def train(cfg: Config, out: str | Path, *, resume: bool | str = False, overwrite
 def _train(run: Run, out: Path, resume: bool | str, overwrite: bool, progress: bool,
            artifacts: bool) -> dict:
     main = run.comm.is_main
+    tensorboard = run.cfg.run.tensorboard and artifacts and main
+    if run.cfg.run.tensorboard:  # before the run directory is touched; every rank fails alike
+        _together(run.comm, lambda: require_tensorboard() if tensorboard else None)
     store = CheckpointStore(out, run.comm)
     if resume == "auto":
         store.check_world()
@@ -205,8 +198,14 @@ def _train(run: Run, out: Path, resume: bool | str, overwrite: bool, progress: b
         raise
     if main:
         settle_run_dir(out)
-    return _steps_and_outputs(run, out, store, start, clock, fingerprint, metrics, progress,
-                              artifacts)
+    tb = TensorBoardLog(out if tensorboard else None, start if resume else None)
+    try:
+        if start == 0:
+            tb.scalars(run.evaluator.first)  # the iteration-0 row _start logged
+        return _steps_and_outputs(run, out, store, start, clock, fingerprint, metrics,
+                                  progress, artifacts, tb)
+    finally:
+        tb.close()
 
 
 def _start(run: Run, out: Path, store: CheckpointStore, resume: bool | str, artifacts: bool):
@@ -232,7 +231,7 @@ def _start(run: Run, out: Path, store: CheckpointStore, resume: bool | str, arti
 
 def _steps_and_outputs(run: Run, out: Path, store: CheckpointStore, start: int, clock: dict,
                        fingerprint: str | None, metrics: MetricsLog | None, progress: bool,
-                       artifacts: bool) -> dict:
+                       artifacts: bool, tb: TensorBoardLog) -> dict:
     cfg, r, evaluator, main = run.cfg, run.cfg.run, run.evaluator, run.comm.is_main
     quality_every = r.quality_every or r.eval_every
     bar = tqdm(total=r.iters, initial=start, disable=not (progress and main), unit="it",
@@ -251,18 +250,22 @@ def _steps_and_outputs(run: Run, out: Path, store: CheckpointStore, start: int, 
             if log_now:
                 row = evaluator.log(k, clock, metrics, full=full,
                                     quality=full and (k % quality_every == 0 or last))
+                tb.scalars(row)
                 bar.set_postfix(evaluator.postfix(row), refresh=False)
                 if full and main and not progress:
                     log.info("%s: iteration %d/%d %s", out.name, k, r.iters,
                              evaluator.postfix(row))
             if artifacts and (k % r.sample_every == 0 or last):
-                evaluator.samples(k)
+                tb.images(k, evaluator.samples(k))
             save = artifacts and (k % r.checkpoint_every == 0 or last)
             # Ranks must stop at the same step and agree that the iterates are finite before
-            # a save; agreeing costs a collective, so only at log and checkpoint steps (it
-            # also starts the next step's clocks together after an evaluation).
-            if log_now or save or not store.sharded:
+            # a save; agreeing costs a collective and the finiteness check a pass over the
+            # parameters, so only at log and checkpoint steps (it also starts the next step's
+            # clocks together after an evaluation).
+            if log_now or save:
                 stop = _agree(run, k, flag.stop, row if log_now else None, path)
+            elif not store.sharded:
+                stop = flag.stop  # one process holds every worker: nothing to agree on
             if artifacts and (save or stop):
                 path = store.save(training_state(run, k, clock, fingerprint), k)
             if stop:

@@ -31,8 +31,9 @@ def plot_run(run_dir: Path) -> list[Path]:
     out_dir = run_dir / "plots"
     out_dir.mkdir(exist_ok=True)
     written = []
-    keys = [k for k in (rows[0] if rows else {}) if k in TITLES or k.startswith("cls_")
-            or k in ("hq_rate", "modes_covered")]
+    columns = rows[0] if rows else {}
+    keys = [k for k in columns if (k in TITLES or k.startswith("cls_")
+            or k in ("hq_rate", "modes_covered")) and not k.endswith("_ema")]
     for key in keys:
         if not _series(rows, key)[0]:
             continue
@@ -42,7 +43,11 @@ def plot_run(run_dir: Path) -> list[Path]:
         axes = fig.subplots(1, 2, sharey=True)
         for ax, x, label in ((axes[0], "iter", "iteration"),
                              (axes[1], "wall_s", "wall-clock seconds (training)")):
-            ax.plot(*_series(rows, key, x))
+            ema = f"{key}_ema"  # the generator's EMA (run.ema) on the same axes
+            ax.plot(*_series(rows, key, x), label=key if ema in columns else None)
+            if ema in columns:
+                ax.plot(*_series(rows, ema, x), label=ema)
+                ax.legend(fontsize=8)
             if key in LOG_SCALE and _positive(_series(rows, key)[1]):
                 ax.set_yscale("log")
             ax.set_xlabel(label)

@@ -50,6 +50,7 @@ def training_state(run: Run, iteration: int, clock: dict, fingerprint: str | Non
         "clock": dict(clock),
         "evaluator": run.evaluator.state_dict(),
         "data_fingerprint": fingerprint,
+        **({"ema": run.ema.state_dict()} if run.ema is not None else {}),
     }
 
 
@@ -98,6 +99,12 @@ def check_state(state, path: Path, run: Run, fingerprint: str | None) -> None:
     if not isinstance(gens, list) or len(gens) != len(run.workers.generators):
         raise _bad(path, f"workers.generators must list {len(run.workers.generators)} states")
     _check_optimizer(state["optimizer"], path, run)
+    if run.ema is not None:  # run.ema is a maths key: the config check saw it was on then too
+        shadow = state.get("ema", {}).get("shadow") if isinstance(state.get("ema"), dict) else None
+        if not isinstance(shadow, dict) or set(shadow) != set(run.ema.names):
+            raise _bad(path, "ema.shadow does not hold this run's generator parameters")
+        for name, like in zip(run.ema.names, run.ema.shadow, strict=True):
+            _tensor_like(path, f"ema.shadow[{name!r}]", shadow[name], like)
     for key in ("train_s", "comm_s"):
         value = state["clock"].get(key)
         if not isinstance(value, float) or not math.isfinite(value) or value < 0:
@@ -131,6 +138,8 @@ def restore(run: Run, state: dict, path: Path, clock: dict) -> int:
         run.optimizer.load_state_dict(state["optimizer"])
         run.comm.traffic.load_state_dict(state["traffic"])
         run.evaluator.load_state_dict(state["evaluator"])
+        if run.ema is not None:
+            run.ema.load_state_dict(state["ema"])
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
         first = (str(err).splitlines() or [type(err).__name__])[0][:200]
         raise _bad(path, f"{type(err).__name__}: {first}") from None
