@@ -52,6 +52,13 @@ CONFIGS["bilinear-dposg-gt-ring"] = COMMON + BILINEAR + TOPOLOGIES["ring"] + [
     "optim.algo=dposg-gt", "optim.lr=0.05", "game.heterogeneity=0.5"]
 CONFIGS["gan-dpoadam-gt-ope"] = COMMON + GAN + TOPOLOGIES["ope"] + [
     "optim.algo=dpoadam-gt", "optim.lr=0.01", "data.shard=dirichlet", "data.alpha=0.3"]
+# Compressed gossip (issue 17): random-k and stochastic rounding draw per (seed, worker,
+# round), so the simulator's messages are the processes' own; the payload crosses the wire.
+CONFIGS["bilinear-dposg-ring-randk"] = CONFIGS["bilinear-dposg-ring"] + [
+    "optim.compression=randk:0.3", "optim.consensus_step=0.5"]
+CONFIGS["gan-dpoadam-ring-qsgd4"] = CONFIGS["gan-dpoadam-ring"] + ["optim.compression=qsgd:4"]
+CONFIGS["bilinear-dposg-gt-ring-topk"] = CONFIGS["bilinear-dposg-gt-ring"] + [
+    "optim.compression=topk:0.25", "optim.consensus_step=0.7"]
 # The crash test's run: long enough to kill mid-way, checkpoints every 5 steps.
 CRASH_ITERS = 40
 CRASH = COMMON + GAN + ALGOS["dpoadam"] + TOPOLOGIES["ope"] + [

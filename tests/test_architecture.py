@@ -79,7 +79,9 @@ def test_only_the_loop_module_steps_an_optimizer():
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                     and node.func.attr == "step"):
                 callers.append(str(path.relative_to(PACKAGE)))
-    assert sorted(set(callers)) == ["train/loop.py"]
+    # netem/ddp.py is the users' own DDP + torch.optim.Adam loop that the network benchmark
+    # measures beside ours (issue 17): it is the baseline being timed, not a second loop of ours
+    assert sorted(set(callers)) == ["netem/ddp.py", "train/loop.py"]
 
 
 def test_config_is_frozen_and_validated_as_a_whole():

@@ -124,9 +124,14 @@ def test_fit_and_two_points_recover_alpha_beta():
 # --- the grid and the CLI's errors ---------------------------------------------------------
 def test_default_grid_cells():
     cells = grid.Grid().cells()
-    assert len(cells) == 2 * 3 * 2 + 2
+    assert len(cells) == 2 * 3 * 2 + 2 + 2
     central = [c for c in cells if c["topology"] == "all_reduce"]
     assert {c["algo"] for c in central} == {"cposg", "cpoadam"}
+    compressed = [c["name"] for c in cells if c["compression"] != "none"]
+    assert compressed == ["dpoadam-ring-t1-topk0.05", "dpoadam-ring-t1-qsgd4"]
+    assert grid.Grid().baselines() == ["ddp-adam", "ddp-adam-fp16"]
+    assert grid.Grid(emulation="app-delay").baselines() == []  # its delay is DistComm's
+    assert all(c["compression"] == "none" for c in grid.Grid(algos=["dposg"]).cells())
     assert len(grid.Grid().conditions()) == 6
 
 
@@ -140,6 +145,10 @@ def test_default_grid_cells():
     (["--rounds", "1,x"], "comma list of integers"),
     (["--app-delay", "--bandwidth", "1gbit"], "cannot limit bandwidth"),
     (["--shaper", "netem"], "invalid choice: 'netem'"),
+    (["--compression", "qsgd:3"], "bits must be one of 8, 4, 2"),
+    (["--compression", "none"], "'none' is every other cell"),
+    (["--ddp", "horovod"], "unknown DDP baseline 'horovod'"),
+    (["--consensus-step", "2"], "consensus_step must be in"),
 ])
 def test_cli_bad_input(argv, message, capsys, tmp_path):
     try:
@@ -250,7 +259,7 @@ def test_two_worker_namespace_benchmark(tmp_path, capsys):
     before = set(net.list_namespaces())
     code = cli_main(["bench", "network", "--workers", "2", "--iters", "10", "--algos", "dposg",
                      "--topologies", "ring", "--rounds", "1", "--bandwidth", "50mbit",
-                     "--latency", "10ms", "--no-peer", "--out", str(tmp_path)])
+                     "--latency", "10ms", "--no-peer", "--ddp", "", "--out", str(tmp_path)])
     assert code == 0, capsys.readouterr().err
     with (tmp_path / "results.csv").open() as f:
         (row,) = list(csv.DictReader(f))
@@ -273,3 +282,44 @@ def test_app_delay_fallback_end_to_end(tmp_path, capsys):
     assert "FALLBACK" in row["emulation_note"] and row["bandwidth"] == "loopback"
     assert float(row["comm_alone_ms"]) >= 5.0, row  # one 5 ms hop per gossip round
     assert float(row["alpha_ms"]) >= 5.0, row
+
+
+DDP_DRIVER = """
+import json, sys, torch
+import torch.distributed as dist
+from gossipgan.comm.dist import init_process_group
+from gossipgan.netem import ddp
+from gossipgan.netem.grid import Grid
+torch.set_num_threads(1)
+init_process_group("gloo")
+spec = {"config": Grid(workers=2, iters=4).config().to_dict()}
+from pathlib import Path
+rows = [ddp.run_ddp(spec, name, Path(".")) for name in ddp.HOOKS]
+if dist.get_rank() == 0:
+    print(json.dumps(rows))
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.slow
+def test_ddp_baseline_trains_measures_and_counts_bytes(tmp_path):
+    """The users' DDP + Adam loop on 2 gloo ranks: cls_fid of its generator at each evaluation,
+    and the hook's byte count = a ring all-reduce of both models' gradients per iteration."""
+    script = tmp_path / "driver.py"
+    script.write_text(DDP_DRIVER)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc_per_node=2", str(script)], capture_output=True, text=True,
+                          timeout=240, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import json
+
+    rows = json.loads(proc.stdout.strip().splitlines()[-1])
+    floats = sum(rows[0]["model_floats"])
+    for row, size in zip(rows, (4, 2), strict=True):
+        metrics = row["metrics"]
+        assert [m["iter"] for m in metrics] == [1, 2, 3, 4]  # the grid's eval_every: 1
+        assert all(m["cls_fid"] > 0 for m in metrics) and metrics[-1]["wall_s"] > 0
+        # N = 2: a ring all-reduce sends 2(N-1)/N = all of each model's gradients per step
+        assert [m["bytes_sent"] for m in metrics] == [k * size * floats for k in (1, 2, 3, 4)]
+        assert row["iso_comm_s"] > 0

@@ -550,18 +550,24 @@ def test_comm_phases_says_how_often_a_step_communicates(algo):
     assert comm.traffic.gossip_rounds + comm.traffic.allreduces - before == cls.comm_phases
 
 
+@pytest.mark.parametrize("compression", ["none", "topk:0.5", "qsgd:2"])
 @pytest.mark.parametrize("moments", ["local", "mixed"])
 @pytest.mark.parametrize("algo", sorted(ALGORITHMS))
-def test_communicate_sends_what_a_step_sends(algo, moments):
+def test_communicate_sends_what_a_step_sends(algo, moments, compression):
     """`communicate()` times the network for the benchmark: the same messages, bytes, rounds
-    and all-reduces as a real step, on a time-varying schedule (the rounds must line up)."""
+    and all-reduces as a real step, on a time-varying schedule (the rounds must line up);
+    compressed gossip (static graphs only) on a ring: the compressed bytes."""
     cls = optimizer_class(algo)
     if moments == "mixed" and (cls.direction != "adam" or cls.centralized):
         pytest.skip("moments='mixed' applies to decentralized Adam methods only")
+    if compression != "none" and cls.centralized:
+        pytest.skip("compression applies to decentralized methods only")
     kwargs = {"moments": moments} if cls.direction == "adam" else {}
+    if compression != "none":
+        kwargs["compression"] = compression
 
     def traffic_of(action) -> dict:
-        comm = SimComm(topo.one_peer_exponential(4))
+        comm = SimComm(topo.one_peer_exponential(4) if compression == "none" else topo.ring(4))
         p = torch.randn(4, 3, dtype=F64).requires_grad_(True)
         opt = cls([p], comm=comm, lr=0.01, rounds=3, initial="any", **kwargs)  # rows apart
 
@@ -578,3 +584,7 @@ def test_communicate_sends_what_a_step_sends(algo, moments):
     stepped = traffic_of(lambda opt, closure: opt.step(closure))
     alone = traffic_of(lambda opt, closure: opt.communicate())
     assert alone == stepped and stepped["bytes"] > 0
+    if not cls.centralized:  # and the byte count the alpha-beta prediction uses
+        opt = cls([torch.zeros(4, 3, dtype=F64)], comm=SimComm(topo.ring(4)), lr=0.01,
+                  **kwargs)
+        assert stepped["bytes"] == stepped["messages"] * opt.message_bytes()

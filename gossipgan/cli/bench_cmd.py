@@ -17,7 +17,8 @@ from gossipgan.netem import net, report
 from gossipgan.netem.units import split_list
 
 QUICK = {"workers": 4, "bandwidths": ["100mbit"], "latencies": ["20ms"],
-         "topologies": ["ring", "one_peer_exponential"], "rounds": [1], "iters": 20}
+         "topologies": ["ring", "one_peer_exponential"], "rounds": [1], "iters": 20,
+         "compression": ["topk:0.05"], "ddp": ["ddp-adam"]}
 
 
 def add_parser(sub) -> None:
@@ -44,14 +45,22 @@ def add_parser(sub) -> None:
     n.add_argument("--rounds", default=None, help="gossip rounds t, comma list [1,2]")
     n.add_argument("--iters", type=int, default=None, help=f"iterations per cell [{g.iters}]")
     n.add_argument("--quick", action="store_true",
-                   help="N=4, 100mbit, 20ms, ring and one-peer exponential, t=1, 20 iterations "
-                   "(explicit flags still win)")
+                   help="N=4, 100mbit, 20ms, ring and one-peer exponential, t=1, 20 iterations, "
+                   "top-k 5%% and ddp-adam (explicit flags still win)")
     n.add_argument("--app-delay", action="store_true",
                    help="fallback without root: DistComm's per-hop delay on loopback, no "
                    "bandwidth limit (labelled in every output)")
     n.add_argument("--shaper", default="tbf", choices=["tbf", "htb"],
                    help="tbf: one FIFO per link (default); htb: same rate, pure ACKs first, "
                    "like a host's fair-queueing qdisc")
+    n.add_argument("--compression", default=None,
+                   help="compressed DPOAdam ring t=1 cells, comma list ('' for none) "
+                   f"[{','.join(g.compression)}]")
+    n.add_argument("--consensus-step", type=float, default=None,
+                   help="CHOCO's gamma of the compressed cells [1 for qsgd:8 and qsgd:4, "
+                   "0.3 for the others]")
+    n.add_argument("--ddp", default=None,
+                   help=f"torch DDP baselines, comma list ('' for none) [{','.join(g.ddp)}]")
     n.add_argument("--no-peer", action="store_true", help="skip the decent-dp comparison")
     n.add_argument("--target-fid", type=float, default=None,
                    help="cls_fid for time-to-quality [CPOAdam's final cls_fid per condition]")
@@ -70,7 +79,10 @@ def grid_from_args(args: argparse.Namespace) -> gridmod.Grid:
              "latencies": split_list(args.latency) if args.latency else None,
              "algos": [a.lower() for a in split_list(args.algos)] if args.algos else None,
              "topologies": split_list(args.topologies) if args.topologies else None,
-             "rounds": _ints(args.rounds) if args.rounds else None}
+             "rounds": _ints(args.rounds) if args.rounds else None,
+             "compression": None if args.compression is None else split_list(args.compression),
+             "consensus_step": args.consensus_step,
+             "ddp": None if args.ddp is None else split_list(args.ddp)}
     values.update({k: v for k, v in given.items() if v is not None})
     grid = gridmod.Grid(**values, emulation="app-delay" if args.app_delay else "netns",
                         shaper=args.shaper,

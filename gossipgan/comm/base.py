@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import Tensor
@@ -73,6 +74,26 @@ class Communicator(abc.ABC):
         out = self._mean(tensors)
         self.traffic.seconds += time.perf_counter() - start
         return out
+
+    def mix_encoded(self, payload: list[Tensor], decode: Callable[[list[Tensor]], list[Tensor]],
+                    local: list[Tensor], round_index: int) -> list[Tensor]:
+        """One gossip round of encoded (compressed) messages, global round `round_index`.
+
+        `payload`: what each worker puts on the wire, tensors of any dtype with the worker
+        axis; `decode` turns a payload into dense tensors and `local` is decode(payload),
+        already computed by the caller. Returns sum_j W[i, j] decode(payload_j) over i's
+        in-neighbours j and i itself. Traffic counts the payload's bytes, not dense ones.
+        """
+        start = time.perf_counter()
+        self._count_gossip(payload, 1, round_index)
+        out = self._mix_encoded(payload, decode, local, round_index)
+        self.traffic.seconds += time.perf_counter() - start
+        return out
+
+    @abc.abstractmethod
+    def _mix_encoded(self, payload: list[Tensor], decode: Callable[[list[Tensor]], list[Tensor]],
+                     local: list[Tensor], round_index: int) -> list[Tensor]:
+        """The backend's round of encoded messages (see `mix_encoded`)."""
 
     @abc.abstractmethod
     def _mix(self, tensors: list[Tensor], rounds: int, step: int) -> list[Tensor]:

@@ -176,6 +176,34 @@ class DistComm(Communicator):
 
     def _exchange(self, flat: Tensor, round_index: int) -> Tensor:
         """One gossip round: send to out-neighbours, receive from in-neighbours, average."""
+        recv, ins = self._swap(flat, round_index)
+        out = flat * self.topology.self_weight(self.rank, round_index)
+        for buf, (_, w) in zip(recv, ins, strict=True):
+            out.add_(buf, alpha=w)
+        return out
+
+    def _mix_encoded(self, payload, decode, local: list[Tensor], round_index: int
+                     ) -> list[Tensor]:
+        """The payload's bytes as ONE message per neighbour; each received payload decoded
+        (payload sizes depend only on the tensors' sizes, so a receiver knows them)."""
+        parts = [p.contiguous() for p in payload]
+        wire = torch.cat([p.reshape(-1).view(torch.uint8) for p in parts])
+        recv, ins = self._swap(wire, round_index)
+        out = [t * self.topology.self_weight(self.rank, round_index) for t in local]
+        for buf, (_, w) in zip(recv, ins, strict=True):
+            got, start = [], 0
+            for p in parts:
+                n = p.numel() * p.element_size()
+                # a copy: a view of a byte offset may be misaligned for the wider dtype
+                got.append(buf[start:start + n].clone().view(p.dtype).view(p.shape))
+                start += n
+            for o, d in zip(out, decode(got), strict=True):
+                o.add_(d, alpha=w)
+        return out
+
+    def _swap(self, flat: Tensor, round_index: int) -> tuple[list[Tensor], list]:
+        """Send `flat` to this round's out-neighbours; return the buffers received from the
+        in-neighbours and the in-neighbours (id, weight)."""
         me = self.rank
         ins = self.topology.in_neighbors(me, round_index)
         outs = self.topology.out_neighbors(me, round_index)
@@ -193,10 +221,7 @@ class DistComm(Communicator):
             for peer, req in zip(peers, dist.batch_isend_irecv(ops), strict=True):
                 with _peers(me, f"gossip round {round_index}", [peer]):
                     req.wait()
-        out = flat * self.topology.self_weight(me, round_index)
-        for buf, (_, w) in zip(recv, ins, strict=True):
-            out.add_(buf, alpha=w)
-        return out
+        return recv, ins
 
     def _receive_buffers(self, like: Tensor, count: int) -> list[Tensor]:
         """`count` buffers shaped like `like`, kept for the next round: they are read only

@@ -104,6 +104,12 @@ class SimComm(Communicator):
         scratch: dict[tuple, Tensor] = {}  # gather buffer per (dtype, device), shared by tensors
         return [self._sparse(first, rounds, t, scratch) for t in tensors]
 
+    def _mix_encoded(self, payload, decode, local: list[Tensor], round_index: int
+                     ) -> list[Tensor]:
+        # Every worker's payload is here, and `local` is all of them decoded: the round is
+        # the plain mixing of the decoded rows (the wire format matters only between processes).
+        return self._mix(local, 1, round_index)
+
     def _mean(self, tensors: list[Tensor]) -> list[Tensor]:
         return [t.mean(dim=0, keepdim=True).expand_as(t).clone() for t in tensors]
 

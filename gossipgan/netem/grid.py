@@ -35,6 +35,16 @@ EMULATIONS = ("netns", "app-delay")
 LABEL = {"netns": "namespaces + {shaper} + TUN delay router",
          "app-delay": "FALLBACK: application-level per-hop delay in DistComm, loopback, "
                       "bandwidth not limited"}
+
+
+def default_consensus_step(spec: str) -> float:
+    """CHOCO's gamma for a compressed cell. Measured on the grid's GAN (simulator, N = 8
+    ring, 400 iterations, BENCHMARKS.md): 4-bit keeps consensus at the uncompressed level
+    with gamma = 1; top-k 5% drifts apart without bound at 1 and stays bounded at 0.3; 2-bit
+    diverged at 1 (0.3 is an untested guess, as for random-k)."""
+    kind, _, arg = spec.partition(":")
+    return 1.0 if kind == "qsgd" and int(arg) >= 4 else 0.3
+
 BASE_PORT = 29400
 STALL_S = 900  # the workers log every evaluation; this long without a line is a hang
 
@@ -54,6 +64,13 @@ class Grid:
     peer: bool = True
     target_fid: float | None = None
     overrides: list[str] = field(default_factory=list)
+    # compressed gossip cells (issue 17): each compression x compressed algo x topology, t=1
+    compression: list[str] = field(default_factory=lambda: ["topk:0.05", "qsgd:4"])
+    compressed_algos: list[str] = field(default_factory=lambda: ["dpoadam"])
+    compressed_topologies: list[str] = field(default_factory=lambda: ["ring"])
+    consensus_step: float | None = None  # None: default_consensus_step of each compressor
+    # what users run today (netem/ddp.py); only where the emulated network carries it
+    ddp: list[str] = field(default_factory=lambda: ["ddp-adam", "ddp-adam-fp16"])
 
     def config(self) -> Config:
         """The run config every cell shares (the cell sets algo, topology and t)."""
@@ -88,8 +105,23 @@ class Grid:
                 for t in self.rounds:
                     out.append({"algo": algo, "topology": name, "rounds": t})
         for c in out:
-            c["name"] = f"{c['algo']}-{c['topology']}-t{c['rounds']}"
+            c["compression"] = "none"
+        # only for algorithms and topologies the grid runs (`--algos dposg` means dposg only)
+        for spec in self.compression:
+            for algo in [a for a in self.compressed_algos if a in self.algos]:
+                for name in [t for t in self.compressed_topologies if t in self.topologies]:
+                    gamma = self.consensus_step or default_consensus_step(spec)
+                    out.append({"algo": algo, "topology": name, "rounds": 1,
+                                "compression": spec, "consensus_step": gamma})
+        for c in out:
+            c["name"] = f"{c['algo']}-{c['topology']}-t{c['rounds']}" + (
+                "" if c["compression"] == "none" else "-" + c["compression"].replace(":", ""))
         return out
+
+    def baselines(self) -> list[str]:
+        """The DDP rows: not under the no-root fallback, whose per-hop delay is DistComm's
+        and so would not slow DDP's all-reduces down."""
+        return [] if self.emulation == "app-delay" else list(self.ddp)
 
     def validate(self) -> None:
         if self.emulation not in EMULATIONS:
@@ -119,6 +151,25 @@ class Grid:
                     raise ConfigError(f"topology {name!r} is not part of the benchmark grid; "
                                       f"known: {known}")
                 topo.build(name, self.workers)
+        from gossipgan.comm.compressors import parse_compression
+        from gossipgan.netem.ddp import HOOKS
+
+        for spec in self.compression:
+            if parse_compression(spec) is None:
+                raise ConfigError("--compression lists compressors for the compressed cells; "
+                                  "'none' is every other cell (give --compression '' for none)")
+        for algo in self.compressed_algos if self.compression else []:
+            if optimizer_class(algo).centralized:
+                raise ConfigError(f"compressed cells need a decentralized algorithm, not {algo}")
+        for name in self.compressed_topologies if self.compression else []:
+            if topo.build(name, self.workers).period != 1:
+                raise ConfigError(f"compressed gossip needs a static graph, not {name!r}")
+        if self.consensus_step is not None and not 0 < self.consensus_step <= 1:
+            raise ConfigError(f"--consensus-step: consensus_step must be in (0, 1], got "
+                              f"{self.consensus_step}")
+        for name in self.ddp:
+            if name not in HOOKS:
+                raise ConfigError(f"unknown DDP baseline {name!r}; known: {', '.join(HOOKS)}")
         if not self.latencies or (self.emulation == "netns" and not self.bandwidths):
             raise ConfigError("the grid needs at least one latency and one bandwidth")
         self.conditions()  # parses every bandwidth and latency
@@ -135,11 +186,17 @@ def log_every(iters: int) -> int:
     return max(1, iters // 5)
 
 
-def model_floats(cfg: Config) -> int:
-    """Parameters of the game's joint vector x = (θ_G, θ_D): what one message carries."""
+def param_sizes(cfg: Config) -> list[int]:
+    """Elements of each parameter tensor of the game's x = (θ_G, θ_D), in order (compression
+    works per tensor, so the cells' stand-in optimizers need the real split)."""
     from gossipgan.train.build import build_game
 
-    return sum(v.numel() for v in build_game(cfg, 1).init_params(cfg.run.seed).values())
+    return [v.numel() for v in build_game(cfg, 1).init_params(cfg.run.seed).values()]
+
+
+def model_floats(cfg: Config) -> int:
+    """Parameters of the game's joint vector x = (θ_G, θ_D): what one message carries."""
+    return sum(param_sizes(cfg))
 
 
 def condition_label(rate_bps: float | None, delay_s: float, emulation: str) -> str:
@@ -230,6 +287,7 @@ def run_grid(grid: Grid, out: Path, on_result=None) -> list[dict]:
         result_path(out, cond["label"]).unlink(missing_ok=True)
     spec = {"emulation": grid.emulation, "config": grid.config().to_dict(),
             "cells": grid.cells(), "peer": grid.peer, "n_floats": n_floats,
+            "param_sizes": param_sizes(grid.config()), "ddp": grid.baselines(),
             "conditions": conditions, "out": str(out)}
     spec_path = out / "spec.json"
     spec_path.write_text(json.dumps(spec, indent=1))

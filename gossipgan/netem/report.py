@@ -18,7 +18,8 @@ from gossipgan.netem.grid import log_every
 from gossipgan.netem.units import format_delay, format_rate
 
 COLUMNS = ["emulation", "emulation_note", "workers", "bandwidth", "rate_bps", "latency_ms",
-           "alpha_ms", "beta_mbit", "algo", "topology", "rounds", "message_bytes", "iters",
+           "alpha_ms", "beta_mbit", "algo", "topology", "rounds", "compression",
+           "consensus_step", "message_bytes", "iters",
            "wall_per_iter_ms", "compute_per_iter_ms", "comm_per_iter_ms", "comm_alone_ms",
            "pred_textbook_ms", "pred_gloo_ms", "alone_over_gloo", "train_over_gloo",
            "bytes_per_iter", "final_cls_fid", "target_cls_fid", "time_to_target_s",
@@ -72,7 +73,10 @@ def cell_rows(result: dict, grid: dict) -> tuple[list[dict], dict]:
         curve = quality_curve(cell["metrics"])
         curves[cell["name"]] = curve
         rows.append({**base, "algo": cell["algo"], "topology": cell["topology"],
-                     "rounds": cell["rounds"], "wall_per_iter_ms": wall * 1e3,
+                     "rounds": cell["rounds"], "compression": cell.get("compression", "none"),
+                     "consensus_step": cell.get("consensus_step"),
+                     "message_bytes": cell.get("message_bytes", base["message_bytes"]),
+                     "wall_per_iter_ms": wall * 1e3,
                      "compute_per_iter_ms": (wall - comm) * 1e3, "comm_per_iter_ms": comm * 1e3,
                      "comm_alone_ms": cell["iso_comm_s"] * 1e3,
                      "pred_textbook_ms": cell["pred_textbook_s"] * 1e3,
@@ -178,14 +182,18 @@ def reach(curve: list, base_curve: list, target: float | None) -> str:
     if target >= 0.99 * base_curve[0][1]:
         return "n/a (the baseline's final cls_fid is no better than the initial one)"
     tt, tb = time_to(curve, target), time_to(base_curve, target)
+    base = "never" if tb is None else f"{tb:.1f} s"  # a DDP baseline may never get there
     if tt is None:
-        return f"never within {curve[-1][0]:.1f} s (baseline {tb:.1f} s)"
-    return f"{tt:.1f} s vs {tb:.1f} s ({tt / tb:.2f})"
+        return f"never within {curve[-1][0]:.1f} s (baseline {base})"
+    if tb is None:
+        return f"{tt:.1f} s vs never within {base_curve[-1][0]:.1f} s"
+    return f"{tt:.1f} s vs {base} ({tt / tb:.2f})"
 
 
 def format_versus(rows: list[dict]) -> str:
     """Gossip against all-reduce in one condition: comm, whole iteration, time to quality."""
-    by = {(r["algo"], r["topology"], r["rounds"]): r for r in rows}
+    by = {(r["algo"], r["topology"], r["rounds"]): r for r in rows
+          if r.get("compression", "none") == "none"}
     fits = [r["alone_over_gloo"] for r in rows if not math.isnan(r["alone_over_gloo"])]
     lines = [f"   α–β (gloo hop counts): {sum(0.7 <= f <= 1.3 for f in fits)}/{len(fits)} cells' "
              f"communication alone within 30% (measured/predicted {min(fits):.2f}.."
@@ -205,7 +213,37 @@ def format_versus(rows: list[dict]) -> str:
                          f"{_ratio(base, r, 'wall_per_iter_ms')}x faster; reaches {c}'s final "
                          f"cls_fid {_f(target, '{:.0f}')}: "
                          f"{reach(r['curve'], base['curve'], target)}")
+    lines += _versus_baselines(rows, by)
     return "\n".join(lines)
+
+
+def _versus_baselines(rows: list[dict], by: dict) -> list[str]:
+    """Compressed gossip against all-reduce (CPOAdam) and what users run (DDP): per
+    iteration, time to the target cls_fid, and final cls_fid against uncompressed gossip."""
+    compressed = [r for r in rows if r.get("compression", "none") != "none"]
+    if not compressed:
+        return []
+    best = min(compressed, key=lambda r: r["wall_per_iter_ms"])
+    lines = []
+    for base in [by.get(("cpoadam", "all_reduce", 1))] + [
+            r for r in rows if r["algo"].startswith("ddp")]:
+        if base is None:
+            continue
+        ratio = base["wall_per_iter_ms"] / best["wall_per_iter_ms"]
+        lines.append(f"   best compressed cell {_cell_name(best)} vs {_cell_name(base)}: "
+                     f"{best['wall_per_iter_ms']:.1f} vs {base['wall_per_iter_ms']:.1f} ms/it "
+                     f"({ratio:.2f}x {'faster' if ratio >= 1 else 'SLOWER'})")
+    ddp = by.get(("ddp-adam", "all_reduce", 1))
+    for r in compressed:
+        plain = by.get((r["algo"], r["topology"], r["rounds"]))
+        fid = ("-" if plain is None or r["final_cls_fid"] is None or not plain["final_cls_fid"]
+               else f"{r['final_cls_fid']:.0f} vs uncompressed {plain['final_cls_fid']:.0f} "
+               f"({r['final_cls_fid'] / plain['final_cls_fid'] - 1:+.0%})")
+        reach_ddp = reach(r["curve"], ddp["curve"], r["target_cls_fid"]) if ddp else "no DDP row"
+        lines.append(f"   {_cell_name(r)}: {r['bytes_per_iter'] / 1e3:.0f} kB/it; final "
+                     f"cls_fid {fid}; to cls_fid {_f(r['target_cls_fid'], '{:.0f}')} vs "
+                     f"ddp-adam: {reach_ddp}")
+    return lines
 
 
 def _host_bound(over: list[dict]) -> str:
@@ -228,8 +266,12 @@ def _host_bound(over: list[dict]) -> str:
 
 
 def _cell_name(r: dict) -> str:
+    if r["algo"].startswith("ddp"):
+        return r["algo"]
+    comp = r.get("compression", "none")
     return f"{r['algo']} {r['topology']}" + (
-        f" t={r['rounds']}" if r["topology"] != "all_reduce" else "")
+        f" t={r['rounds']}" if r["topology"] != "all_reduce" else "") + (
+        f" {comp} γ={r['consensus_step']:g}" if comp != "none" else "")
 
 
 def _ratio(base: dict, r: dict, key: str) -> str:

@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 
 from gossipgan.comm.dist import DistComm, init_process_group
-from gossipgan.netem import alphabeta
+from gossipgan.netem import alphabeta, ddp
 from gossipgan.optim import GossipOptimizer, optimizer_class
 from gossipgan.train.config import Config
 from gossipgan.train.loop import train
@@ -124,7 +124,10 @@ def cell_config(spec: dict, cell: dict) -> Config:
     """The run config of one cell: the grid's shared config with the cell's algorithm,
     topology and rounds, on torch.distributed over this condition's workers."""
     base = Config.from_dict(spec["config"])
+    compressed = cell.get("compression", "none") != "none"
     return base.with_values({
+        "optim.compression": cell.get("compression", "none"),
+        "optim.consensus_step": cell["consensus_step"] if compressed else 1.0,
         "optim.algo": cell["algo"],
         "topology.name": cell["topology"] if cell["topology"] != "all_reduce" else "ring",
         "optim.rounds": cell["rounds"],
@@ -134,30 +137,33 @@ def cell_config(spec: dict, cell: dict) -> Config:
     })
 
 
-def cell_optimizer(cfg: Config, n_floats: int) -> GossipOptimizer:
-    """The cell's optimizer over one tensor of the model's size (what it communicates is what
-    the training run's optimizer communicates)."""
+def cell_optimizer(cfg: Config, sizes: list[int]) -> GossipOptimizer:
+    """The cell's optimizer over tensors of the model's parameters' sizes (what it
+    communicates is what the training run's optimizer communicates, compressed per tensor)."""
     comm = DistComm(cfg.topology.build(), delay_s=cfg.run.delay_ms / 1000)
-    x = torch.zeros(1, n_floats)
+    # random values: what top-k and quantization see in a run is not all zeros
+    gen = torch.Generator().manual_seed(0)
+    xs = [torch.randn(1, n, generator=gen) for n in sizes]
     o = cfg.optim
     cls = optimizer_class(o.algo)
     kwargs = {"moments": o.moments} if cls.direction == "adam" else {}
-    return cls([x], comm=comm, lr=o.lr, rounds=o.rounds, **kwargs)
+    return cls(xs, comm=comm, lr=o.lr, rounds=o.rounds, compression=o.compression,
+               consensus_step=o.consensus_step, compression_seed=cfg.run.seed, **kwargs)
 
 
-def cell_comm(cfg: Config, n_floats: int) -> Callable[[int], None]:
+def cell_comm(cfg: Config, sizes: list[int]) -> Callable[[int], None]:
     """One iteration's communication of the cell alone: the cell's optimizer's own
     `communicate(step)` (the schedule lives there, not here)."""
-    return cell_optimizer(cfg, n_floats).communicate
+    return cell_optimizer(cfg, sizes).communicate
 
 
-def time_comm(cfg: Config, n_floats: int) -> dict:
+def time_comm(cfg: Config, sizes: list[int]) -> dict:
     """The cell's per-iteration communication alone: back to back, no compute, same bytes.
 
     The count comes from rank 0's first (untimed) call, so every rank runs the same
     collectives; the result is the slowest rank's mean (an iteration waits for its slowest
     neighbour)."""
-    one = cell_comm(cfg, n_floats)
+    one = cell_comm(cfg, sizes)
     t0 = time.perf_counter()
     one(0)
     first = [time.perf_counter() - t0]
@@ -188,7 +194,7 @@ def run_cell(spec: dict, cell: dict, out: Path) -> dict:
     start = time.perf_counter()
     rows, rho = train_cell(cfg, out / cell["name"])
     elapsed = time.perf_counter() - start
-    iso = time_comm(cfg, spec["n_floats"])
+    iso = time_comm(cfg, _sizes(spec))
     row = {**cell, **iso, "cell_seconds": elapsed, "rho": rho,
            "run_dir": str(out / cell["name"])}
     if dist.get_rank() == 0:
@@ -196,14 +202,20 @@ def run_cell(spec: dict, cell: dict, out: Path) -> dict:
     return row
 
 
+def _sizes(spec: dict) -> list[int]:
+    return spec.get("param_sizes") or [spec["n_floats"]]
+
+
 def add_predictions(spec: dict, row: dict, cal: dict) -> None:
-    """The α–β model's communication time per iteration for the row's cell."""
+    """The α–β model's communication time per iteration for the row's cell, with the bytes
+    its messages really carry (compressed cells: the compressed payload)."""
     cfg = cell_config(spec, row)
-    optimizer = cell_optimizer(cfg, spec["n_floats"])
+    optimizer = cell_optimizer(cfg, _sizes(spec))
     model = alphabeta.AlphaBeta(cal["alpha_s"], cal["beta_Bps"], cal["app_delay_s"])
-    copies = 1 if optimizer.centralized else optimizer.gossip_copies()
+    nbytes = 4 * spec["n_floats"] if optimizer.centralized else optimizer.message_bytes()
+    row["message_bytes"] = nbytes
     kwargs = dict(centralized=optimizer.centralized, rounds=cfg.optim.rounds,
-                  nbytes=4 * spec["n_floats"] * copies, phases=optimizer.comm_phases)
+                  nbytes=nbytes, phases=optimizer.comm_phases)
     topology = cfg.topology.build()
     for p in alphabeta.PROTOCOLS:
         row[f"pred_{p}_s"] = alphabeta.predict(model, topology, protocol=p, **kwargs)
@@ -232,7 +244,7 @@ def warm_up(spec: dict, seconds: float = WARM_SECONDS) -> None:
     grow only with traffic: over tens of ms of round trip a cold one is markedly slower per
     model-sized exchange than a warm one (BENCHMARKS.md, "Network conditions"). A long
     training run's connections are warm."""
-    cells = [cell_comm(cell_config(spec, cell), spec["n_floats"]) for cell in spec["cells"]]
+    cells = [cell_comm(cell_config(spec, cell), _sizes(spec)) for cell in spec["cells"]]
     deadline = [time.perf_counter() + seconds]
     dist.broadcast_object_list(deadline, src=0)  # rank 0's clock decides for everyone
     done, step = [False], 0
@@ -264,10 +276,15 @@ def run_condition(spec: dict, out: Path) -> dict:
         if rank == 0:
             log.info("%s: cell %s done in %.1f s", spec["label"], cell["name"],
                      rows[-1]["cell_seconds"])
+    for name in spec.get("ddp", []):  # what users run today, on the same links
+        rows.append(ddp.run_ddp(spec, name, out))
     cal = calibrate(spec, 4 * n_floats)
     cal["n_floats"] = n_floats
     for row in rows:
-        add_predictions(spec, row, cal)
+        if row.get("baseline") == "ddp":
+            ddp.add_predictions(row, cal, dist.get_world_size())
+        else:
+            add_predictions(spec, row, cal)
     return {"calibration": cal, "cells": rows, "peer": peer_rows}
 
 

@@ -30,6 +30,8 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from gossipgan.comm.base import Communicator
+from gossipgan.comm.compress import CompressedGossip
+from gossipgan.comm.compressors import parse_compression
 from gossipgan.errors import ConfigError
 from gossipgan.optim import guards
 from gossipgan.optim.functional import adam_updates, sgd_updates
@@ -71,6 +73,9 @@ class GossipOptimizer(Optimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         moments: str = "local",
+        compression: str = "none",
+        consensus_step: float = 1.0,
+        compression_seed: int = 0,
         initial: str = "check",
     ):
         if not isinstance(comm, Communicator):
@@ -81,6 +86,8 @@ class GossipOptimizer(Optimizer):
         if moments == "mixed" and (self.direction != "adam" or self.centralized):
             raise ConfigError("moments='mixed' applies only to decentralized Adam methods")
         self.comm = comm
+        self.compression = _compression(self, comm, compression, consensus_step,
+                                        compression_seed)
         self.initial = guards.check_initial(initial)  # x_0: "check", "sync" or "any"
         defaults = dict(lr=lr, rounds=rounds, betas=tuple(betas), eps=eps, moments=moments)
         super().__init__(params, defaults)
@@ -111,15 +118,41 @@ class GossipOptimizer(Optimizer):
         first = self.param_groups[0]["params"][0]
         return int(self.state[first].get("iteration", 0))
 
-    def _communicate(self, tensors: list[Tensor], step: int, phase: int = 0) -> list[Tensor]:
+    def _communicate(self, tensors: list[Tensor], step: int, phase: int = 0,
+                     scratch: bool = False) -> list[Tensor]:
         """Gossip `tensors` in communication phase `phase` of step `step`: global gossip
         round indices advance by `rounds` per phase, so a time-varying schedule moves on once
-        per phase. Centralized methods do not gossip (their all-reduce is of the gradients)."""
+        per phase. Centralized methods do not gossip (their all-reduce is of the gradients).
+        With compression, CHOCO rounds on the public copies in the state (`scratch`: on
+        throw-away zero copies, for `communicate`)."""
         if self.centralized or not tensors:
             return tensors
         rounds = self.param_groups[0]["rounds"]
-        return self.comm.mix([self._view(t) for t in tensors], rounds,
-                             step * self.comm_phases + phase)
+        views = [self._view(t) for t in tensors]
+        index = step * self.comm_phases + phase
+        if self.compression is None:
+            return self.comm.mix(views, rounds, index)
+        hats, sums = self._public_copies(views, index * rounds, scratch)
+        return self.compression.mix(views, hats, sums, rounds, index * rounds)
+
+    def _public_copies(self, views: list[Tensor], round_index: int, scratch: bool
+                       ) -> tuple[list[Tensor], list[Tensor]]:
+        """Compressed gossip's memory (x̂, s) of each gossiped tensor, kept in the state of
+        the parameter it has the size of: tensor j is role j // n of parameter j % n (x, then
+        the tracker, then the moments). Set up on first use; `scratch`: zeros, state untouched
+        (`communicate`)."""
+        params = [p for group in self.param_groups for p in group["params"]]
+        keys = [(self.state[params[j % len(params)]], f"pub_hat{j // len(params)}",
+                 f"pub_sum{j // len(params)}") for j in range(len(views))]
+        if scratch:
+            return [v.new_zeros(v.shape) for v in views], [v.new_zeros(v.shape) for v in views]
+        missing = [j for j, (s, hat, _) in enumerate(keys) if hat not in s]
+        if missing:
+            hats, sums = self.compression.init_memory([views[j] for j in missing], round_index)
+            for j, h, m in zip(missing, hats, sums, strict=True):
+                s, hat, total = keys[j]
+                s[hat], s[total] = h, m
+        return [s[hat] for s, hat, _ in keys], [s[total] for s, _, total in keys]
 
     # --- the two places a variant changes (gossipgan.optim.tracking overrides both) ----------
     def _operator_estimate(self, states: list[dict], grads: list[Tensor]) -> list[Tensor]:
@@ -141,7 +174,9 @@ class GossipOptimizer(Optimizer):
     def _mixed_moments(self, states: list[dict]) -> list[Tensor]:
         if self.param_groups[0]["moments"] != "mixed":
             return []
-        return [s[key] for s in states for key in ("exp_avg", "exp_avg_sq")]
+        # role-major (all first moments, then all second): gossiped tensor j has parameter
+        # j % n's size, which is where compressed gossip keeps its public copies
+        return [s[key] for key in ("exp_avg", "exp_avg_sq") for s in states]
 
     def communicate(self, step: int | None = None) -> None:
         """One step's communication alone, on tensors of the parameters' sizes, nothing moved.
@@ -149,7 +184,9 @@ class GossipOptimizer(Optimizer):
         What `step()` sends, without computing anything: `comm_phases` gossip phases of
         `rounds` rounds of x (and of mixed moments), or the all-reduce of the gradients for the
         centralized methods. For timing the network (the benchmark's "communication alone");
-        `step` picks the rounds of a time-varying schedule (default: the next step's).
+        `step` picks the rounds of a time-varying schedule (default: the next step's). With
+        compression: the compressed rounds of every step after the first (whose one dense
+        set-up round of the public copies is not repeated), the copies left untouched.
         """
         step = self.iteration if step is None else step
         params = [p.detach() for group in self.param_groups for p in group["params"]]
@@ -160,12 +197,22 @@ class GossipOptimizer(Optimizer):
                 if self.centralized:
                     self.comm.mean([self._view(p) for p in params])
                 else:
-                    self._communicate(sent, step, phase)
+                    self._communicate(sent, step, phase, scratch=True)
 
     def gossip_copies(self) -> int:
         """Tensors of the iterate's size each gossip message carries: x (and the tracker y of
         the tracking methods), plus Adam's two moments when they are mixed."""
         return self.comm_copies + (2 if self.param_groups[0]["moments"] == "mixed" else 0)
+
+    def message_bytes(self) -> int:
+        """Bytes of one gossip message of one worker (compressed when compression is on):
+        `gossip_copies()` tensors of each parameter's size."""
+        views = [self._view(p) for group in self.param_groups for p in group["params"]]
+        if self.compression is not None:
+            one = self.compression.message_bytes(views)
+        else:
+            one = sum(v.shape[1] * v.element_size() for v in views)
+        return one * self.gossip_copies()
 
     def _updates(self, pairs: list[tuple[dict, Tensor]], grads: list[Tensor]) -> list[Tensor]:
         """u = -lr d for every parameter, per group (per-player step sizes)."""
@@ -256,3 +303,20 @@ class GossipOptimizer(Optimizer):
                 s = self.state.get(p, {})
                 out.append(s["x"] if self.optimistic and "x" in s else p.detach())
         return out
+
+
+def _compression(opt: GossipOptimizer, comm: Communicator, spec: str, gamma: float,
+                 seed: int) -> CompressedGossip | None:
+    """The CHOCO layer the spec asks for (None: plain gossip), or a one-line ConfigError."""
+    compressor = parse_compression(spec)
+    if not 0 < gamma <= 1:
+        raise ConfigError(f"Invalid consensus_step: {gamma} (must be in (0, 1])")
+    if compressor is None:
+        if gamma != 1:
+            raise ConfigError(f"consensus_step={gamma} applies only with compression (got "
+                              "compression='none')")
+        return None
+    if opt.centralized:
+        raise ConfigError(f"compression={spec!r} applies only to decentralized methods (the "
+                          "centralized ones all-reduce gradients)")
+    return CompressedGossip(comm, compressor, gamma, seed)

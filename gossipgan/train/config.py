@@ -145,6 +145,10 @@ class OptimConfig(_Section):
     eps: float = _f(1e-8, "Adam methods: denominator epsilon")
     moments: str = _f("local", "decentralized Adam methods: local moments, or mixed "
                       "(gossiped with x)")
+    compression: str = _f("none", "decentralized methods: compressed gossip with error "
+                          "feedback (CHOCO): none, topk:F, randk:F (fraction F), qsgd:B (B bits)")
+    consensus_step: float = _f(1.0, "compressed gossip: consensus step gamma in (0, 1] "
+                               "(smaller for stronger compression)")
 
     def check(self) -> None:
         self._choice("algo", ALGORITHMS)
@@ -162,6 +166,18 @@ class OptimConfig(_Section):
         if self.moments == "mixed" and (cls.direction != "adam" or cls.centralized):
             raise ConfigError(f"optim.moments='mixed' applies only to decentralized Adam "
                               f"methods, not {self.algo}")
+        from gossipgan.comm.compressors import parse_compression
+
+        compressor = parse_compression(self.compression)
+        if not 0 < self.consensus_step <= 1:
+            raise ConfigError(f"optim.consensus_step must be in (0, 1], got "
+                              f"{self.consensus_step}")
+        if compressor is None and self.consensus_step != 1:
+            raise ConfigError(f"optim.consensus_step={self.consensus_step} applies only with "
+                              "optim.compression (it is 'none')")
+        if compressor is not None and cls.centralized:
+            raise ConfigError(f"optim.compression applies only to decentralized methods, not "
+                              f"{self.algo} (it all-reduces gradients)")
 
 
 @dataclass(frozen=True)
