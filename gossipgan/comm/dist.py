@@ -99,16 +99,45 @@ def local_device(backend: str) -> torch.device:
     return torch.device("cpu")
 
 
+HEARTBEAT = "gossipgan/heartbeat/{rank}"
+
+
+def _store():
+    """The process group's rendezvous store (hosted by torchrun's agent or rank 0: it answers
+    even when a worker is frozen), or None."""
+    try:
+        return dist.distributed_c10d._get_default_store()
+    except Exception:  # noqa: BLE001 - a private API: without it, stalls name no peer
+        return None
+
+
+def _laggards(me: int) -> list[int]:
+    """Ranks whose last heartbeat is behind this rank's: the ones a collective waits for."""
+    store = _store()
+    if store is None:
+        return []
+    try:
+        beats = {}
+        for r in range(dist.get_world_size()):
+            key = HEARTBEAT.format(rank=r)
+            beats[r] = int(store.get(key)) if store.check([key]) else -1
+    except Exception:  # noqa: BLE001 - the store went away too: name no peer
+        return []
+    return [r for r, step in beats.items() if step < beats[me]]
+
+
 @contextlib.contextmanager
 def _peers(me: int, what: str, peers: list[int] | None = None):
     """Turns torch.distributed's failure of a wait (timeout: a stalled peer; connection reset:
-    a dead one) into one PeerFailure line naming what this rank waited for."""
+    a dead one) into one PeerFailure line naming what this rank waited for: the neighbour of a
+    gossip message, or for a collective the ranks whose heartbeat is behind."""
     try:
         yield
     except RuntimeError as err:
         if isinstance(err, PeerFailure):
             raise
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        peers = peers if peers is not None else _laggards(me)
         who = f"rank(s) {', '.join(map(str, peers))}" if peers else "every other rank"
         kind = "timed out" if "timed out" in str(err).lower() or "timeout" in str(err).lower() \
             else "failed"
@@ -132,6 +161,7 @@ class DistComm(Communicator):
         self.topology = topology
         self.rank = dist.get_rank()
         self.traffic = Traffic()
+        self._beats = 0  # collectives entered (see _beat)
         self.delay_s = delay_s  # application-level per-hop latency, for benchmarks without root
         self.device = local_device(dist.get_backend())
         # Receive buffers are reused across rounds: a fresh 348 kB buffer per neighbour per
@@ -146,18 +176,32 @@ class DistComm(Communicator):
     def is_main(self) -> bool:
         return self.rank == 0
 
+    def _beat(self) -> None:
+        """Count this collective in the store before entering it. Every rank makes the same
+        collectives in the same order, so a rank frozen between two of them has a smaller
+        count, and the ranks waiting for it can name it (`_laggards`). Not done for the
+        per-step all-reduce of the centralized methods nor for gossip (whose waits name their
+        peer directly): a store round trip there would be timed as communication."""
+        self._beats += 1
+        store = _store()
+        if store is not None:
+            store.set(HEARTBEAT.format(rank=self.rank), str(self._beats))
+
     def barrier(self) -> None:
+        self._beat()
         with _peers(self.rank, "a barrier"):
             dist.barrier()
 
     def gather_objects(self, obj) -> list:
         out = [None] * self.n_workers
+        self._beat()
         with _peers(self.rank, "an all_gather"):
             dist.all_gather_object(out, obj)
         return out
 
     def any_true(self, flag: bool) -> bool:
         t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        self._beat()
         with _peers(self.rank, "an all_reduce"):
             dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item())
@@ -265,6 +309,7 @@ class DistComm(Communicator):
                 f"{list(bad.shape)}; for a module's parameters use "
                 "gossipgan.own.iterate_state_dict(optimizer, module)")
         flat = self._flatten(tensors).clone()
+        self._beat()
         with _peers(self.rank, "an all_reduce"):
             dist.all_reduce(flat, op=dist.ReduceOp.SUM)
         flat.div_(self.n_workers)
