@@ -28,7 +28,7 @@ def _check_claim_section(body: str, report_dir: Path) -> None:
     assert re.search(r"^\|.*\|$", body, flags=re.M), "no table"
     csvs = re.findall(r"\[(c\d+_table\.csv)\]\(([^)]+)\)", body)
     assert csvs and (report_dir / csvs[0][1]).is_file()
-    assert re.search(r"\*\*Verdict: (reproduced|partly|not reproduced)\.\*\*", body)
+    assert re.search(r"\*\*Verdict: (reproduced|partly|not reproduced|inconclusive)\.\*\*", body)
     assert "**Command.** `gossipgan reproduce" in body
 
 

@@ -80,6 +80,9 @@ def analyse(runs: list[RunResult], fig_dir: Path) -> Analysis:
     faster = len(reached) == len(iters_to) and all(
         b <= a for a, b in zip(reached, reached[1:], strict=False))
     one, two = (iters_to + [None, None])[:2]
+    if one == 0:  # the single worker never improved on its start: nothing to compare
+        return Analysis(figs, table, "inconclusive", f"Target ‖T(x̄)‖² = {target:.3g} is "
+                        "already met at iteration 0: the runs are too short to compare.")
     text = (f"Target ‖T(x̄)‖² = {target:.3g}. Iterations to reach it, N = "
             f"{', '.join(map(str, ns))}: {', '.join(fmt(x) for x in iters_to)}. " +
             ("More workers never needed more iterations: a speed-up in iterations; " if faster

@@ -48,19 +48,28 @@ def analyse(folders: list[Path], fig_dir: Path) -> Analysis:
             times.append(r["time_to_target_s"])
         by = {r["algo"]: r for r in rows}
         d, c = by["dpoadam"]["time_to_target_s"], by["cpoadam"]["time_to_target_s"]
-        wins[NC.condition_name(rows[0])] = (d is not None and c is not None and d < c,
-                                            rows[0]["latency_ms"])
+        speed = by["cpoadam"]["wall_per_iter_ms"] / by["dpoadam"]["wall_per_iter_ms"]
+        won = None if not NC.improved(by["cpoadam"]) else (d is not None and d < c)
+        wins[NC.condition_name(rows[0])] = (won, rows[0]["latency_ms"], speed)
     F.bars(axes[-1], labels, times, "time to CPOAdam's final cls_fid", "seconds")
     figs = [F.save(fig, fig_dir / "c7_network.png")]
     label = conds[0][2]
-    high = [w for w, lat in wins.values() if lat >= 10]
-    text = ("DPOAdam reaches CPOAdam's final cls_fid first in: "
-            + (", ".join(k for k, (w, _) in wins.items() if w) or "no condition")
+    high = [w for w, lat, _ in wins.values() if lat >= 10]
+    text = ("Iteration speed, CPOAdam's wall-clock per iteration over DPOAdam's: "
+            + ", ".join(f"{k} {s:.2f}x" for k, (_, _, s) in wins.items()) + ". "
+            "DPOAdam reaches CPOAdam's final cls_fid first in: "
+            + (", ".join(k for k, (w, *_) in wins.items() if w) or "no condition")
             + "; all-reduce is first (or DPOAdam never gets there) in: "
-            + (", ".join(k for k, (w, _) in wins.items() if not w) or "no condition")
-            + f". Network: {label}.")
-    verdict = ("reproduced" if high and all(high) else "partly" if any(high)
-               else "not reproduced")
+            + (", ".join(k for k, (w, *_) in wins.items() if w is False) or "no condition"))
+    untested = [k for k, (w, *_) in wins.items() if w is None]
+    if untested:
+        text += ("; not testable (CPOAdam's final cls_fid no better than its first) in: "
+                 + ", ".join(untested))
+    text += f". Network: {label}."
+    if not high or None in high:
+        verdict = "inconclusive"
+    else:
+        verdict = "reproduced" if all(high) else "partly" if any(high) else "not reproduced"
     notes = []
     if "FALLBACK" in label:
         notes.append("Run without root: the app-delay fallback (latency only, no bandwidth "

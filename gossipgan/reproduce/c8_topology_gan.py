@@ -49,7 +49,11 @@ def analyse(folders: list[Path], fig_dir: Path) -> Analysis:
         one_peer = by.get(("one_peer_exponential", 1))
     tr = ring["time_to_target_s"] if ring else None
     to = one_peer["time_to_target_s"] if one_peer else None
-    if tr and to:
+    if ring is None or not NC.improved(ring):
+        verdict = "inconclusive"
+        text = ("The ring t = 1 cell's final cls_fid is no better than its first: the runs are "
+                "too short to compare time to quality.")
+    elif tr is not None and to is not None and tr > 0:
         ratio = to / tr
         verdict = "reproduced" if ratio < 0.9 else "partly" if ratio < 1.1 else "not reproduced"
         text = (f"At about the same bytes per iteration, one-peer exponential t = "

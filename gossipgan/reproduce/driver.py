@@ -101,9 +101,9 @@ def run_specs(specs: list[RunSpec], folder: Path, desc: str, progress: bool = Tr
 
 def finished(specs: list[RunSpec], folder: Path) -> list[RunResult] | None:
     """Every spec's result if all are finished, else None (the report uses a smaller scale)."""
+    if any(_state(s, folder / s.name) != "done" for s in specs):
+        return None  # missing, unfinished, or a run of another configuration
     results = [load_result(s, folder / s.name) for s in specs]
-    if any(r is None for r in results):
-        return None
     return results  # type: ignore[return-value]
 
 

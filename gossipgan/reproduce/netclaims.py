@@ -46,6 +46,13 @@ def condition_rows(folder: Path, target: dict | None = None) -> tuple[list[dict]
     return rows, curves, result["emulation_label"]
 
 
+def improved(row: dict) -> bool:
+    """Whether the target is below the cell's first cls_fid: otherwise 'time to target' is
+    the first evaluation's and compares nothing (a run too short to learn)."""
+    curve, target = row["curve"], row["target_cls_fid"]
+    return bool(curve) and target is not None and target < 0.99 * curve[0][1]
+
+
 def condition_name(row: dict) -> str:
     return f"{row['bandwidth']}, {row['latency_ms']:g} ms"
 

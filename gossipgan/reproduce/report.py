@@ -29,8 +29,9 @@ This report tests, one by one, the claims of the paper gossipgan started from (L
 
 > **What is reproduced.** Only the paper's abstract and its reviews could be obtained; its
 > body — the algorithm box, the theorem's constants, the experiment tables — could not. What
-> is tested here is the reconstruction of the method in [DESIGN.md §3](DESIGN.md) (DPOSG,
-> DPOAdam and the baselines as gossipgan implements them) against the claims the abstract and
+> is tested here is the reconstruction of the method in the project's design notes (DESIGN.md
+> §3; in brief: [README, "The math in brief"](README.md#the-math-in-brief)) — DPOSG,
+> DPOAdam and the baselines as gossipgan implements them — against the claims the abstract and
 > the reviews state. No number below is compared with a number of the paper's; every number
 > comes from a run that `gossipgan reproduce` made on this machine. Sample quality is the
 > project's own classifier-feature FID/IS (`cls_fid`, `cls_is`), not Inception FID.

@@ -108,7 +108,8 @@ def load_result(spec: RunSpec, run_dir: Path) -> RunResult | None:
 @dataclass
 class Analysis:
     """What a claim's section shows: figures (paths), a table (rows of equal keys), the verdict
-    ("reproduced", "partly", "not reproduced") and the text that explains it."""
+    ("reproduced", "partly", "not reproduced", or "inconclusive" where the runs cannot
+    decide, e.g. too short to learn) and the text that explains it."""
 
     figures: list[Path]
     table: list[dict]
