@@ -84,7 +84,8 @@ def section(module: ModuleType, root: Path, report_dir: Path) -> tuple[str, dict
             break
     else:
         head += ["**Not run yet.** Complete it with", "", f"    {_command(n, 'full')}", ""]
-        return "\n".join(head), {"claim": n, "verdict": "not run", "scale": "-", "time": "-"}
+        return "\n".join(head), {"claim": n, "verdict": "not run", "scale": "-", "time": "-",
+                                 "seconds": 0.0}
     fig_dir = report_dir / FIG_DIR
     analysis: Analysis = module.analyse(results, fig_dir)
     table = _write_csv(analysis.table, fig_dir / f"c{n}_table.csv")
@@ -101,24 +102,28 @@ def section(module: ModuleType, root: Path, report_dir: Path) -> tuple[str, dict
              f"(table as CSV: [{table.name}]({table.relative_to(report_dir).as_posix()}))", ""]
     head += [f"**Verdict: {analysis.verdict}.** {analysis.text}", ""]
     head += [f"- {note}" for note in analysis.notes]
-    row = {"claim": n, "verdict": analysis.verdict, "scale": scale, "time": _minutes(seconds)}
+    row = {"claim": n, "verdict": analysis.verdict, "scale": scale, "time": _minutes(seconds),
+           "seconds": seconds}
     return "\n".join(head).rstrip() + "\n", row
 
 
 def write_report(modules: list[ModuleType], root: Path, report_dir: Path) -> Path:
     """REPRODUCTION.md in `report_dir`, figures and tables in report_dir/docs/reproduction/."""
     report_dir = Path(report_dir)
-    sections, rows = [], []
+    sections, rows, total = [], [], 0.0
     for module in modules:
         text, row = section(module, root, report_dir)
         sections.append(text)
+        total += row.pop("seconds")
         rows.append({"claim": f"[{module.NUMBER}. {module.TITLE}](#claim-{module.NUMBER}-"
                      f"{_anchor(module.TITLE)})", **{k: v for k, v in row.items()
                                                      if k != "claim"}})
     machine = (f"{platform.machine()}, {_cores()} cores, Python {platform.python_version()}; "
                f"report drawn {date.today().isoformat()}")
     body = [PREAMBLE, "## Summary", "", _table_md(rows), "",
-            f"Times are the seconds the runs took ({machine}).", "", *sections]
+            f"Times are the minutes the runs of the scale shown took, summed over every sitting "
+            f"({_minutes(total)} in all; {machine}). The machine was shared with other work "
+            "while they ran, so they are upper bounds for an idle one.", "", *sections]
     path = report_dir / "REPRODUCTION.md"
     path.write_text("\n".join(body))
     log.info("wrote %s", path)
