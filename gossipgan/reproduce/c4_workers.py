@@ -14,13 +14,13 @@ TITLE = "More workers: speed-up at a fixed per-worker batch"
 CLAIM = ("Decentralized parallel training scales with the number of workers (the abstract's "
          "motivation: large-scale distributed training); a reviewer noted that the bound gets "
          "worse from N = 1 to N = 2, where the consensus terms first appear.")
-ETA, NOISE, BATCH = 0.1, 1.0, 8
+ETA, NOISE, BATCH = 0.1, 0.3, 8  # at noise 1.0 a single worker's iterates blew up
 SETUP = (f"The bilinear game, IID shards, operator noise {NOISE} (the per-sample operators "
          "differ at the solution, so a constant step stops at a variance floor and averaging "
          f"more workers' minibatches should lower it), batch {BATCH} per worker, DPOSG η = {ETA}, "
          "t = 1, ring (N = 1: a single worker, `complete`; N = 2: the ring is exact "
          "averaging). Target: twice the final ‖T(x̄)‖² a single worker reaches (median "
-         "seed), so N = 1 reaches it by construction. Operator evaluations in total: "
+         "seed), or 1% of the start if that is lower. Operator evaluations in total: "
          "iterations × N (minibatches of 8). Differs from the paper: a toy game, simulated "
          "workers, no wall-clock (every worker is on the same 2 cores).")
 
@@ -44,7 +44,9 @@ def _first_below(r: RunResult, target: float) -> float | None:
 def analyse(runs: list[RunResult], fig_dir: Path) -> Analysis:
     by_n = {n: v for (n,), v in group(runs, "N").items()}
     single = by_n[min(by_n)]
-    target = 2 * float(np.median([r.final("grad_op_norm_sq") for r in single]))
+    start = float(np.median([r.series("grad_op_norm_sq")[1][0] for r in single]))
+    target = min(2 * float(np.median([r.final("grad_op_norm_sq") for r in single])),
+                 1e-2 * start)  # a level a single worker reaches, and well below the start
     fig, axes = F.new_figure(3, cols=3)
     F.curves_panel(axes[0], {f"N={n}": v for n, v in by_n.items()}, "grad_op_norm_sq",
                    "DPOSG, ‖T(x̄)‖² per iteration", ylabel="‖T(x̄)‖²")
@@ -91,4 +93,10 @@ def analyse(runs: list[RunResult], fig_dir: Path) -> Analysis:
             f"N = 1 → 2: {fmt(one)} → {fmt(two)} iterations (a 2-worker ring averages "
             "exactly, so the bound's extra consensus term is zero there; the worse bound is "
             "an artefact of the analysis on this problem, not a slowdown we can see).")
+    finals = [float(np.median([r.final("grad_op_norm_sq") for r in by_n[n]])) for n in ns]
+    slope = F.loglog_slope([float(n) for n in ns], finals)
+    if slope is not None:
+        text += (f" The final ‖T(x̄)‖² (the variance floor of a constant step) falls with N "
+                 f"with a log-log slope of {slope:.2f} (−1: the floor ∝ 1/N of averaging N "
+                 "minibatches).")
     return Analysis(figs, table, "reproduced" if faster else "partly", text)

@@ -67,16 +67,26 @@ def analyse(runs: list[RunResult], fig_dir: Path) -> Analysis:
                                                           .replace("diverged", "inf"))
              for r in table}
     het_max = max(h for _, _, h in floor)
-    pairs = [(floor[(a, e, het_max)], floor.get((a + "-gt", e, het_max)))
-             for a, e, h in floor if h == het_max and not a.endswith("-gt")]
-    removed = [gt < 1e-3 * plain for plain, gt in pairs if gt is not None]
-    grows = all(floor[(a, e, het_max)] > 1e3 * floor[(a, e, 0.0)]
-                for a, e, h in floor if h == het_max and not a.endswith("-gt")
-                and (a, e, 0.0) in floor)
-    text = ("Without tracking the final ‖T(x̄)‖² grows with heterogeneity (a floor set by how "
-            "much the shards differ and by η) while IID shards converge to round-off. "
-            if grows else "The floor does not grow with heterogeneity in every setting. ")
-    text += (f"Tracking lowers the floor by more than 1000x at heterogeneity {het_max} in "
-             f"{sum(removed)} of {len(removed)} settings, at twice the bytes per round.")
-    ok = grows and removed and all(removed)
+    plain = [(a, e) for a, e, h in floor if h == het_max and not a.endswith("-gt")
+             and (a, e, 0.0) in floor]
+    # a floor: the plain method ends >10x above where its own IID run ends; removed: the
+    # tracking variant ends within 3x of its IID run (the same number of iterations)
+    grows = [floor[(a, e, het_max)] > 10 * floor[(a, e, 0.0)] for a, e in plain]
+    removed = [floor[(a + "-gt", e, het_max)] <= 3 * floor[(a + "-gt", e, 0.0)]
+               for a, e in plain if (a + "-gt", e, 0.0) in floor]
+    lines = [f"{a} η={e}: IID {floor[(a, e, 0.0)]:.2g}, heterogeneity {het_max} "
+             f"{floor[(a, e, het_max)]:.2g}" + (f", {a}-gt {floor[(a + '-gt', e, het_max)]:.2g}"
+                                               if (a + "-gt", e, het_max) in floor else "")
+             for a, e in plain]
+    text = ("Final ‖T(x̄)‖² — " + "; ".join(lines) + ". ")
+    text += (f"Without tracking, heterogeneity {het_max} ends more than 10x above the IID run "
+             f"in {sum(grows)} of {len(grows)} settings (the floor grows with heterogeneity "
+             "and with η: table and figure); with tracking it ends within 3x of the IID run "
+             f"in {sum(removed)} of {len(removed)}, at twice the bytes per round. Where the "
+             "IID run itself is far from round-off (small η), it was still descending when "
+             "the run stopped.")
+    if (0.05, 0.5) in {(e, h) for _, e, h in floor}:
+        text += (f" At η = 0.05, heterogeneity 0.5, DPOSG stops at "
+                 f"{floor[('dposg', 0.05, 0.5)]:.2g} (DESIGN.md §9 measured 7.05e-4).")
+    ok = grows and removed and all(grows) and all(removed)
     return Analysis(figs, table, "reproduced" if ok else "partly", text)
