@@ -41,14 +41,14 @@ def specs(scale: str) -> list[RunSpec]:
                     ("digits",))
     algos = pick(scale, ALGOS, ALGOS, ("dpoadam", "cpoadam"))
     seeds = pick(scale, (0, 1, 2), (0,), (0,))
-    iters = pick(scale, 2000, 150, 6)
+    iters = pick(scale, 2000, 100, 6)
     every = pick(scale, 200, 50, 3)
     samples = pick(scale, 2000, 512, 512)
     out = [_gan(f"{d}-{a}-s{s}", {"data": d, "algo": a, "seed": s}, iters, every, samples,
                 data__dataset=d, optim__algo=a, optim__lr=LR.get(a, 1e-3), run__seed=s)
            for d in datasets for a in algos for s in seeds]
-    g_iters = pick(scale, 3000, 500, 10)
-    g_every = pick(scale, 500, 250, 5)
+    g_iters = pick(scale, 3000, 300, 10)
+    g_every = pick(scale, 500, 150, 5)
     for a in pick(scale, ALGOS + ("dpsgda",), ALGOS, ("dpoadam", "dpadam")):
         for s in seeds:
             out.append(_gan(f"grid25-{a}-s{s}", {"data": "grid25", "algo": a, "seed": s},
@@ -113,7 +113,12 @@ def analyse(runs: list[RunResult], fig_dir: Path) -> Analysis:
                       "classes hit": f"modes {fmt(modes)}/25, hq_rate {fmt(hq, '.2f')}"})
     learned = {r.tags["data"] for r in images if r.tags["algo"] == "cpoadam"
                and (fid := r.series("cls_fid")[1]) and fid[-1] < 0.9 * fid[0]}
-    return Analysis(figs, table, *_verdict(table, learned))
+    verdict, text = _verdict(table, learned)
+    iters = max((r.rows[-1]["iter"] for r in images if r.rows), default=0)
+    if iters < 1000:
+        text += (f" At {iters:.0f} iterations no sample grid shows recognisable images yet: "
+                 "these numbers show the machinery, not the claim.")
+    return Analysis(figs, table, verdict, text)
 
 
 def _verdict(table: list[dict], learned: set) -> tuple[str, str]:
@@ -124,16 +129,22 @@ def _verdict(table: list[dict], learned: set) -> tuple[str, str]:
         d, c = med.get((data, "dpoadam")), med.get((data, "cpoadam"))
         if d is None or c is None:
             continue
+        if data not in learned:  # CPOAdam itself has not improved: nothing to match yet
+            lines.append(f"{data}: CPOAdam's cls_fid did not fall by 10% (DPOAdam {d:.0f}, "
+                         f"CPOAdam {c:.0f}): not compared")
+            continue
         close.append(d <= 1.2 * c)
         others = ", ".join(f"{a} {med[(data, a)]:.0f}" for a in ("dpadam", "dposg")
                            if (data, a) in med)
         lines.append(f"{data}: DPOAdam cls_fid {d:.0f} vs CPOAdam {c:.0f}"
                      + (f" ({others})" if others else ""))
     text = "; ".join(lines) + ". "
-    text += ("DPOAdam is within 20% of CPOAdam's cls_fid on every dataset. " if close and
-             all(close) else "DPOAdam is not within 20% of CPOAdam on every dataset. ")
+    text += (f"DPOAdam is within 20% of CPOAdam's cls_fid on {sum(close)} of {len(close)} "
+             "datasets compared. ")
     verdict = "reproduced" if close and all(close) else ("partly" if any(close) else
                                                          "not reproduced")
+    if close and len(close) < len(lines):
+        verdict = "partly" if verdict == "reproduced" else verdict
     if not learned:
         verdict = "inconclusive"
         text += ("CPOAdam's cls_fid did not fall by 10% from its start on any dataset: the "

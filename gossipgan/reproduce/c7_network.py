@@ -26,8 +26,8 @@ SETUP = ("`gossipgan bench network`'s grid, one condition at a time: real worker
 
 def grids(scale: str) -> list:
     n = pick(scale, 8, 4, 2)
-    iters = pick(scale, 600, 60, 3)
-    every = pick(scale, 50, 12, 3)
+    iters = pick(scale, 600, 40, 3)
+    every = pick(scale, 50, 10, 3)
     conditions = pick(scale, [("1gbit", "0ms"), ("1gbit", "20ms"), ("100mbit", "0ms"),
                               ("100mbit", "20ms")],
                       [("100mbit", "0ms"), ("100mbit", "20ms")], [("100mbit", "20ms")])
