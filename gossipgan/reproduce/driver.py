@@ -36,10 +36,12 @@ def claim_dir(root: Path, scale: str, number: int) -> Path:
     return Path(root) / scale / f"c{number}"
 
 
-def _add_time(folder: Path, name: str, seconds: float) -> None:
+def _add_time(folder: Path, name: str, seconds: float, fresh: bool = False) -> None:
+    """Add a sitting's seconds to the run's total; `fresh`: the run started over (a run of
+    another configuration was replaced), so its old seconds no longer count."""
     path = folder / TIMING
     times = json.loads(path.read_text()) if path.is_file() else {}
-    times[name] = round(times.get(name, 0.0) + seconds, 2)
+    times[name] = round((0.0 if fresh else times.get(name, 0.0)) + seconds, 2)
     path.write_text(json.dumps(times, indent=1, sort_keys=True))
 
 
@@ -81,7 +83,7 @@ def run_one(spec: RunSpec, folder: Path) -> RunResult:
             (run_dir / DIVERGED).write_text(json.dumps({"error": str(err)}))
             result = {}
         finally:
-            _add_time(folder, spec.name, time.perf_counter() - start)
+            _add_time(folder, spec.name, time.perf_counter() - start, fresh=state == "new")
         if result.get("interrupted"):
             raise Interrupted(f"interrupted in {run_dir} (checkpoint written); rerun the same "
                               "command to continue")
@@ -112,6 +114,16 @@ def finished(specs: list[RunSpec], folder: Path) -> list[RunResult] | None:
 DONE = "done.json"
 
 
+def _grid_done(grid, target: Path) -> bool:
+    """done.json is there and grid.json describes this very grid (not an older size)."""
+    from dataclasses import asdict
+
+    if not (target / DONE).is_file() or not (target / "grid.json").is_file():
+        return False
+    saved = json.loads((target / "grid.json").read_text())
+    return all(saved.get(k) == v for k, v in asdict(grid).items())
+
+
 def run_grids(grids: list[tuple[str, object]], folder: Path, desc: str,
               progress: bool = True) -> list[Path]:
     """Each (name, Grid) into folder/<name>/ unless done.json is there; one condition per grid
@@ -123,12 +135,13 @@ def run_grids(grids: list[tuple[str, object]], folder: Path, desc: str,
     for name, grid in tqdm(grids, desc=desc, unit="condition", disable=not progress,
                            dynamic_ncols=True):
         target = folder / name
-        if not (target / DONE).is_file():
+        if not _grid_done(grid, target):
+            (target / DONE).unlink(missing_ok=True)
             start = time.perf_counter()
             try:
                 results = run_grid(grid, target)
             finally:
-                _add_time(folder, name, time.perf_counter() - start)
+                _add_time(folder, name, time.perf_counter() - start, fresh=True)
             (target / DONE).write_text(json.dumps(results))
         out.append(target)
     return out
@@ -136,7 +149,8 @@ def run_grids(grids: list[tuple[str, object]], folder: Path, desc: str,
 
 def grids_finished(grids: list[tuple[str, object]], folder: Path) -> list[Path] | None:
     paths = [folder / name for name, _ in grids]
-    return paths if all((p / DONE).is_file() for p in paths) else None
+    done = all(_grid_done(g, p) for p, (_, g) in zip(paths, grids, strict=True))
+    return paths if done else None
 
 
 def run_claim(module: ModuleType, root: Path, scale: str, progress: bool = True) -> None:
