@@ -20,7 +20,7 @@ SETUP = (f"The bilinear game, IID shards, operator noise {NOISE} (the per-sample
          f"more workers' minibatches should lower it), batch {BATCH} per worker, DPOSG η = {ETA}, "
          "t = 1, ring (N = 1: a single worker, `complete`; N = 2: the ring is exact "
          "averaging). Target: twice the final ‖T(x̄)‖² a single worker reaches (median "
-         "seed), or 1% of the start if that is lower. Operator evaluations in total: "
+         "seed): a level N = 1 reaches. Operator evaluations in total: "
          "iterations × N (minibatches of 8). Differs from the paper: a toy game, simulated "
          "workers, no wall-clock (every worker is on the same 2 cores).")
 
@@ -45,8 +45,7 @@ def analyse(runs: list[RunResult], fig_dir: Path) -> Analysis:
     by_n = {n: v for (n,), v in group(runs, "N").items()}
     single = by_n[min(by_n)]
     start = float(np.median([r.series("grad_op_norm_sq")[1][0] for r in single]))
-    target = min(2 * float(np.median([r.final("grad_op_norm_sq") for r in single])),
-                 1e-2 * start)  # a level a single worker reaches, and well below the start
+    target = 2 * float(np.median([r.final("grad_op_norm_sq") for r in single]))
     fig, axes = F.new_figure(3, cols=3)
     F.curves_panel(axes[0], {f"N={n}": v for n, v in by_n.items()}, "grad_op_norm_sq",
                    "DPOSG, ‖T(x̄)‖² per iteration", ylabel="‖T(x̄)‖²")
@@ -82,17 +81,20 @@ def analyse(runs: list[RunResult], fig_dir: Path) -> Analysis:
     faster = len(reached) == len(iters_to) and all(
         b <= a for a, b in zip(reached, reached[1:], strict=False))
     one, two = (iters_to + [None, None])[:2]
-    if one == 0:  # the single worker never improved on its start: nothing to compare
-        return Analysis(figs, table, "inconclusive", f"Target ‖T(x̄)‖² = {target:.3g} is "
-                        "already met at iteration 0: the runs are too short to compare.")
+    if one == 0 or target >= 0.5 * start:  # a single worker hardly improved on its start
+        return Analysis(figs, table, "inconclusive", f"Target ‖T(x̄)‖² = {target:.3g} against "
+                        f"{start:.3g} at the start: a single worker hardly improved, so the "
+                        "runs cannot compare speeds.")
     text = (f"Target ‖T(x̄)‖² = {target:.3g}. Iterations to reach it, N = "
             f"{', '.join(map(str, ns))}: {', '.join(fmt(x) for x in iters_to)}. " +
             ("More workers never needed more iterations: a speed-up in iterations; " if faster
              else "The iterations to target do not fall monotonically with N; ") +
             "the total operator evaluations show the price of that speed-up. "
-            f"N = 1 → 2: {fmt(one)} → {fmt(two)} iterations (a 2-worker ring averages "
-            "exactly, so the bound's extra consensus term is zero there; the worse bound is "
-            "an artefact of the analysis on this problem, not a slowdown we can see).")
+            f"N = 1 → 2: {fmt(one)} → {fmt(two)} iterations to target" +
+            (" — no slowdown from one worker to two here (a 2-worker ring averages exactly, "
+             "so the consensus term that worsens the bound is zero on it)."
+             if one is not None and two is not None and two <= one else
+             " — slower with two workers, as the reviewer's reading of the bound suggests."))
     finals = [float(np.median([r.final("grad_op_norm_sq") for r in by_n[n]])) for n in ns]
     slope = F.loglog_slope([float(n) for n in ns], finals)
     if slope is not None:
