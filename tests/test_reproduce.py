@@ -69,6 +69,7 @@ def test_finished_runs_are_skipped_and_interrupted_ones_resumed(tmp_path, monkey
     again = D.run_one(longer, tmp_path)
     assert again.rows[-1]["iter"] == 12
     assert json.loads((tmp_path / D.TIMING).read_text())["run"] > 0
+    assert D._state(spec, tmp_path / "run") == "new"  # shorter than what is there: rerun
 
 
 def test_a_diverged_run_is_a_result_not_a_crash(tmp_path):

@@ -64,6 +64,8 @@ def _state(spec: RunSpec, run_dir: Path) -> str:
     finished = (run_dir / "summary.json").is_file() or (run_dir / DIVERGED).is_file()
     if finished and saved.run.iters == wanted.run.iters:
         return "done"
+    if wanted.run.iters < saved.run.iters:
+        return "new"  # a shorter run is asked for: its checkpoint may lie beyond the end
     return "resume" if (run_dir / "checkpoint.pt").is_file() else "new"
 
 
