@@ -117,7 +117,9 @@ def analyse(runs: list[RunResult], fig_dir: Path) -> Analysis:
     iters = max((r.rows[-1]["iter"] for r in images if r.rows), default=0)
     if iters < 1000:
         text += (f" At {iters:.0f} iterations no sample grid shows recognisable images yet: "
-                 "these numbers show the machinery, not the claim.")
+                 "these numbers show the machinery, not the claim (the verdict would be "
+                 f"'{verdict}').")
+        verdict = "inconclusive"
     return Analysis(figs, table, verdict, text)
 
 

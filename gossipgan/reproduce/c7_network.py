@@ -70,6 +70,7 @@ def analyse(folders: list[Path], fig_dir: Path) -> Analysis:
         verdict = "inconclusive"
     else:
         verdict = "reproduced" if all(high) else "partly" if any(high) else "not reproduced"
+    verdict, text = NC.too_short(conds[0][0], verdict, text)
     notes = []
     if "FALLBACK" in label:
         notes.append("Run without root: the app-delay fallback (latency only, no bandwidth "

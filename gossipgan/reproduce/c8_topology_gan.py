@@ -70,4 +70,4 @@ def analyse(folders: list[Path], fig_dir: Path) -> Analysis:
     if fids:
         best = min(fids, key=fids.get)
         text += f" Lowest final cls_fid: {best} ({fids[best]:.0f}). Network: {label}."
-    return Analysis(figs, table, verdict, text)
+    return Analysis(figs, table, *NC.too_short(rows, verdict, text))

@@ -53,6 +53,20 @@ def improved(row: dict) -> bool:
     return bool(curve) and target is not None and target < 0.99 * curve[0][1]
 
 
+SHORT_ITERS = 200  # below this a cell's cls_fid curve is a few noisy points
+
+
+def too_short(rows: list[dict], verdict: str, text: str) -> tuple[str, str]:
+    """At a scale too short for a time-to-quality comparison: inconclusive, and why."""
+    iters = rows[0]["iters"] if rows else 0
+    if iters >= SHORT_ITERS:
+        return verdict, text
+    return "inconclusive", (text + f" At {iters} iterations per cell the cls_fid curves are a "
+                            "few noisy points, so which cell reaches the target first is not "
+                            f"reliable (the verdict would be '{verdict}'); the time per "
+                            "iteration is the robust figure at this scale.")
+
+
 def condition_name(row: dict) -> str:
     return f"{row['bandwidth']}, {row['latency_ms']:g} ms"
 
