@@ -23,13 +23,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from gossipgan.cli import bench_cmd, config_cmd, eval_cmd, solve, topology_cmd, train_cmd
+    from gossipgan.cli import (bench_cmd, config_cmd, eval_cmd, reproduce_cmd, solve, topology_cmd,
+                               train_cmd)
 
     parser = _Parser(prog="gossipgan", description="Decentralized optimistic training of GANs "
                      "and min-max games over gossip graphs.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for module in (train_cmd, solve, topology_cmd, eval_cmd, bench_cmd, config_cmd):
+    for module in (train_cmd, solve, topology_cmd, eval_cmd, bench_cmd, config_cmd, reproduce_cmd):
         module.add_parser(sub)
     return parser
 

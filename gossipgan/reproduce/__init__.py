@@ -1,0 +1,61 @@
+"""`gossipgan reproduce`: each claim of the seed paper tested by ordinary training runs.
+
+    from gossipgan.reproduce import reproduce
+    reproduce("runs/reproduce", scale="quick", only=[1, 3])   # runs, then REPRODUCTION.md
+
+One module per claim (c1_optimism.py ... c8_topology_gan.py: the run specs as data and an
+`analyse`), the driver (driver.py: skip finished runs, resume interrupted ones) and the report
+writer (report.py). The network claims (7, 8) import gossipgan.netem only when they run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from pathlib import Path
+from types import ModuleType
+
+from gossipgan.errors import ConfigError
+from gossipgan.reproduce.spec import check_scale
+
+log = logging.getLogger(__name__)
+
+CLAIM_MODULES = ("c1_optimism", "c2_stationary", "c3_rounds", "c4_workers",
+                 "c5_heterogeneity", "c6_gans", "c7_network", "c8_topology_gan")
+
+
+def claims(only: list[int] | None = None) -> list[ModuleType]:
+    """The claim modules, in order; `only`: their numbers (1-8)."""
+    modules = [importlib.import_module(f"gossipgan.reproduce.{m}") for m in CLAIM_MODULES]
+    if only is None:
+        return modules
+    known = {m.NUMBER for m in modules}
+    bad = [n for n in only if n not in known]
+    if bad:
+        raise ConfigError(f"--only: no claim {bad[0]}; claims are 1..{len(modules)}")
+    return [m for m in modules if m.NUMBER in set(only)]
+
+
+def reproduce(out: str | Path, *, scale: str = "full", only: list[int] | None = None,
+              report_only: bool = False, report_dir: str | Path = ".", progress: bool = True
+              ) -> Path:
+    """Run the claims' experiments at `scale` (unless `report_only`) into OUT/<scale>/, then
+    write REPRODUCTION.md and docs/reproduction/ under `report_dir` for every claim (each at
+    the largest scale whose runs are finished). Returns the report's path."""
+    from gossipgan.reproduce.driver import run_claim
+    from gossipgan.reproduce.report import write_report
+
+    check_scale(scale)
+    out = Path(out)
+    chosen = claims(only)  # checked even with report_only: a wrong --only is an error
+    if not report_only:
+        for module in chosen:
+            start = time.perf_counter()
+            run_claim(module, out, scale, progress)
+            log.info("claim %d (%s scale): %.0f s this sitting", module.NUMBER, scale,
+                     time.perf_counter() - start)
+    return write_report(claims(), out, Path(report_dir))
+
+
+__all__ = ["CLAIM_MODULES", "claims", "reproduce"]
