@@ -23,8 +23,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from gossipgan.cli import (bench_cmd, config_cmd, eval_cmd, reproduce_cmd, solve, topology_cmd,
-                               train_cmd)
+    from gossipgan.cli import (
+        bench_cmd,
+        config_cmd,
+        eval_cmd,
+        reproduce_cmd,
+        solve,
+        topology_cmd,
+        train_cmd,
+    )
 
     parser = _Parser(prog="gossipgan", description="Decentralized optimistic training of GANs "
                      "and min-max games over gossip graphs.")
