@@ -176,6 +176,11 @@ class DistComm(Communicator):
     def is_main(self) -> bool:
         return self.rank == 0
 
+    def _collective(self, what: str):
+        """Enter a collective: counted in the store first (`_beat`), its failure one line."""
+        self._beat()
+        return _peers(self.rank, what)
+
     def _beat(self) -> None:
         """Count this collective in the store before entering it. Every rank makes the same
         collectives in the same order, so a rank frozen between two of them has a smaller
@@ -188,21 +193,18 @@ class DistComm(Communicator):
             store.set(HEARTBEAT.format(rank=self.rank), str(self._beats))
 
     def barrier(self) -> None:
-        self._beat()
-        with _peers(self.rank, "a barrier"):
+        with self._collective("a barrier"):
             dist.barrier()
 
     def gather_objects(self, obj) -> list:
         out = [None] * self.n_workers
-        self._beat()
-        with _peers(self.rank, "an all_gather"):
+        with self._collective("an all_gather"):
             dist.all_gather_object(out, obj)
         return out
 
     def any_true(self, flag: bool) -> bool:
         t = torch.tensor([1.0 if flag else 0.0], device=self.device)
-        self._beat()
-        with _peers(self.rank, "an all_reduce"):
+        with self._collective("an all_reduce"):
             dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item())
 
@@ -309,8 +311,7 @@ class DistComm(Communicator):
                 f"{list(bad.shape)}; for a module's parameters use "
                 "gossipgan.own.iterate_state_dict(optimizer, module)")
         flat = self._flatten(tensors).clone()
-        self._beat()
-        with _peers(self.rank, "an all_reduce"):
+        with self._collective("an all_reduce"):
             dist.all_reduce(flat, op=dist.ReduceOp.SUM)
         flat.div_(self.n_workers)
         return [t[0] for t in self._unflatten(flat, tensors)]
