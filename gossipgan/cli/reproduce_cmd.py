@@ -26,6 +26,9 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default="runs/reproduce", help="run folders [runs/reproduce]")
     p.add_argument("--report-dir", default=".",
                    help="where REPRODUCTION.md and docs/reproduction/ go [.]")
+    p.add_argument("--jobs", type=int, default=1, metavar="J",
+                   help="simulator runs in J processes at once, one thread each; the network "
+                   "claims (7, 8) still run alone [1]")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         path = reproduce(args.out, scale=scale, only=parse_only(args.only),
                          report_only=args.report_only, report_dir=args.report_dir,
-                         progress=not args.no_progress)
+                         progress=not args.no_progress, jobs=args.jobs)
     except Interrupted as err:
         print(f"gossipgan reproduce: {err}")
         return 0

@@ -69,28 +69,45 @@ def _state(spec: RunSpec, run_dir: Path) -> str:
     return "resume" if (run_dir / "checkpoint.pt").is_file() else "new"
 
 
-def run_one(spec: RunSpec, folder: Path) -> RunResult:
-    """Train `spec` into folder/<name> unless it is finished; resume it if interrupted."""
+def _train_spec(spec: RunSpec, folder: Path) -> tuple[float, bool, bool]:
+    """Train `spec` into folder/<name> unless it is finished; resume it if interrupted.
+    Returns (seconds spent, whether it started over, whether Ctrl-C interrupted it)."""
     run_dir = folder / spec.name
     state = _state(spec, run_dir)
-    if state != "done":
-        (run_dir / DIVERGED).unlink(missing_ok=True)
-        (run_dir / "summary.json").unlink(missing_ok=True)
-        log.debug("%s: %s", run_dir, state)
-        start = time.perf_counter()
-        try:
-            result = train(spec.config(), run_dir, resume=state == "resume",
-                           overwrite=state == "new", progress=False)
-        except Diverged as err:  # e.g. DPSGDA on a bilinear game: the claim's evidence
-            (run_dir / DIVERGED).write_text(json.dumps({"error": str(err)}))
-            result = {}
-        finally:
-            _add_time(folder, spec.name, time.perf_counter() - start, fresh=state == "new")
-        if result.get("interrupted"):
-            raise Interrupted(f"interrupted in {run_dir} (checkpoint written); rerun the same "
-                              "command to continue")
-    loaded = load_result(spec, run_dir)
-    assert loaded is not None, run_dir
+    if state == "done":
+        return 0.0, False, False
+    (run_dir / DIVERGED).unlink(missing_ok=True)
+    (run_dir / "summary.json").unlink(missing_ok=True)
+    log.debug("%s: %s", run_dir, state)
+    start = time.perf_counter()
+    try:
+        result = train(spec.config(), run_dir, resume=state == "resume",
+                       overwrite=state == "new", progress=False)
+    except Diverged as err:  # e.g. DPSGDA on a bilinear game: the claim's evidence
+        (run_dir / DIVERGED).write_text(json.dumps({"error": str(err)}))
+        result = {}
+    return time.perf_counter() - start, state == "new", bool(result.get("interrupted"))
+
+
+def _interrupted(folder: Path) -> Interrupted:
+    return Interrupted(f"interrupted in {folder} (checkpoints written); rerun the same "
+                       "command to continue")
+
+
+def run_one(spec: RunSpec, folder: Path) -> RunResult:
+    """Train `spec` into folder/<name> unless it is finished; resume it if interrupted."""
+    start, fresh = time.perf_counter(), _state(spec, folder / spec.name) == "new"
+    try:
+        seconds, fresh, interrupted = _train_spec(spec, folder)
+    except BaseException:
+        _add_time(folder, spec.name, time.perf_counter() - start, fresh=fresh)
+        raise
+    if seconds:
+        _add_time(folder, spec.name, seconds, fresh=fresh)
+    if interrupted:
+        raise _interrupted(folder / spec.name)
+    loaded = load_result(spec, folder / spec.name)
+    assert loaded is not None, folder / spec.name
     return loaded
 
 
@@ -101,6 +118,64 @@ def run_specs(specs: list[RunSpec], folder: Path, desc: str, progress: bool = Tr
     for spec in tqdm(specs, desc=desc, unit="run", disable=not progress, dynamic_ncols=True):
         out.append(run_one(spec, folder))
     return out
+
+
+def _pool_init(level: int) -> None:
+    """A pool worker: the parent's log level, and the simulator's malloc opt-in (this process
+    is the reproduction's own; gossipgan.sim.malloc)."""
+    from gossipgan.sim import keep_freed_memory
+
+    logging.getLogger("gossipgan").setLevel(level)
+    keep_freed_memory()
+
+
+def run_parallel(work: list[tuple[RunSpec, Path]], jobs: int, desc: str,
+                 progress: bool = True) -> None:
+    """The (spec, folder) runs over `jobs` processes (each run one thread, run.threads); the
+    seconds are added to each folder's timing.json here, by the one parent process."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    todo = [(s, f) for s, f in work if _state(s, f / s.name) != "done"]
+    if not todo:
+        return
+    for _, f in todo:
+        f.mkdir(parents=True, exist_ok=True)
+    level = logging.getLogger("gossipgan").getEffectiveLevel()
+    interrupted: list[Path] = []
+    recorded: set = set()
+
+    def record(fut) -> None:  # a finished run's seconds, once
+        if fut in recorded or not fut.done() or fut.cancelled() or fut.exception():
+            return
+        recorded.add(fut)
+        spec, folder = futures[fut]
+        seconds, fresh, stopped = fut.result()
+        _add_time(folder, spec.name, seconds, fresh=fresh)
+        if stopped:
+            interrupted.append(folder / spec.name)
+
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_pool_init, initargs=(level,)) as pool:
+        futures = {pool.submit(_train_spec, s, f): (s, f) for s, f in todo}
+        bar = tqdm(total=len(work), initial=len(work) - len(todo), desc=desc, unit="run",
+                   disable=not progress, dynamic_ncols=True)
+        try:
+            for fut in as_completed(futures):
+                fut.result()  # a run's error is the command's error
+                record(fut)
+                if interrupted:  # Ctrl-C reached the workers: the others stop too
+                    break
+                bar.update(1)
+        except KeyboardInterrupt:  # the workers got the same Ctrl-C: they checkpoint and stop
+            interrupted.append(todo[0][1])
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            for fut in futures:
+                record(fut)
+            bar.close()
+    if interrupted:
+        raise _interrupted(interrupted[0])
 
 
 def finished(specs: list[RunSpec], folder: Path) -> list[RunResult] | None:
@@ -173,4 +248,4 @@ def results_of(module: ModuleType, root: Path, scale: str):
 
 
 __all__ = ["Interrupted", "claim_dir", "finished", "measured_seconds", "results_of",
-           "run_claim", "run_grids", "run_one", "run_specs"]
+           "run_claim", "run_grids", "run_one", "run_parallel", "run_specs"]
