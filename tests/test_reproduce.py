@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -81,7 +82,25 @@ def test_a_diverged_run_is_a_result_not_a_crash(tmp_path):
     assert D._state(spec, tmp_path / "blowup") == "done"
 
 
+def test_parallel_runs_equal_serial_ones_and_keep_the_timing(tmp_path):
+    """--jobs: the same runs in two processes give the same iterates as one after another,
+    and the parent records every run's seconds; a second call finds them done."""
+    specs = [analytic_spec(f"r{i}", {}, 8, 4, game__name="bilinear", game__dim=3,
+                           topology__workers=2, run__seed=i) for i in range(3)]
+    serial = D.run_specs(specs, tmp_path / "serial", "serial", progress=False)
+    D.run_parallel([(s, tmp_path / "par") for s in specs], 2, "parallel", progress=False)
+    timing = json.loads((tmp_path / "par" / D.TIMING).read_text())
+    assert sorted(timing) == ["r0", "r1", "r2"] and all(v > 0 for v in timing.values())
+    for spec, one in zip(specs, serial, strict=True):
+        other = D.load_result(spec, tmp_path / "par" / spec.name)
+        assert [r["grad_op_norm_sq"] for r in other.rows] == \
+            [r["grad_op_norm_sq"] for r in one.rows]
+    D.run_parallel([(s, tmp_path / "par") for s in specs], 2, "again", progress=False)
+    assert json.loads((tmp_path / "par" / D.TIMING).read_text()) == timing  # nothing ran
+
+
 @pytest.mark.parametrize("argv,needle", [(["--only", "9"], "no claim 9"),
+                                         (["--jobs", "0"], "--jobs 0: needs 1 to"),
                                          (["--only", "x"], "--only needs claim numbers"),
                                          (["--quick", "--tiny"], "two scales")])
 def test_bad_options_are_one_line(tmp_path, capsys, argv, needle):
@@ -111,11 +130,12 @@ def test_report_only_marks_unrun_claims_and_smaller_scales(tmp_path):
 
 @pytest.mark.slow
 def test_tiny_reproduction_end_to_end(tmp_path):
-    """Every claim, network claims included, at the test's scale: each section has its
-    figure, table and verdict."""
+    """Every claim, network claims included, at the test's scale, the simulator claims over
+    two processes: each section has its figure, table and verdict."""
     runs, rep = tmp_path / "runs", tmp_path / "rep"
+    jobs = "2" if (os.cpu_count() or 1) >= 2 else "1"
     assert main(["reproduce", "--tiny", "--out", str(runs), "--report-dir", str(rep),
-                 "--no-progress"]) == 0
+                 "--no-progress", "--jobs", jobs]) == 0
     sections = _sections((rep / "REPRODUCTION.md").read_text())
     assert sorted(sections) == list(range(1, 9))
     for body in sections.values():

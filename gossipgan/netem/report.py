@@ -165,7 +165,7 @@ def format_table(rows: list[dict]) -> str:
            f"{'':>8}{'final':>9}{'s':>8}")
     lines = [head, sub]
     for r in rows:
-        name = _cell_name(r)
+        name = cell_name(r)
         lines.append(f"{name:<34}{_f(r['wall_per_iter_ms']):>9}{_f(r['compute_per_iter_ms']):>9}"
                      f"{_f(r['comm_per_iter_ms']):>9}{_f(r['comm_alone_ms']):>9}"
                      f"{_f(r['pred_textbook_ms']):>9}{_f(r['pred_gloo_ms']):>9}"
@@ -230,7 +230,7 @@ def _versus_baselines(rows: list[dict], by: dict) -> list[str]:
         if base is None:
             continue
         ratio = base["wall_per_iter_ms"] / best["wall_per_iter_ms"]
-        lines.append(f"   best compressed cell {_cell_name(best)} vs {_cell_name(base)}: "
+        lines.append(f"   best compressed cell {cell_name(best)} vs {cell_name(base)}: "
                      f"{best['wall_per_iter_ms']:.1f} vs {base['wall_per_iter_ms']:.1f} ms/it "
                      f"({ratio:.2f}x {'faster' if ratio >= 1 else 'SLOWER'})")
     ddp = by.get(("ddp-adam", "all_reduce", 1))
@@ -240,7 +240,7 @@ def _versus_baselines(rows: list[dict], by: dict) -> list[str]:
                else f"{r['final_cls_fid']:.0f} vs uncompressed {plain['final_cls_fid']:.0f} "
                f"({r['final_cls_fid'] / plain['final_cls_fid'] - 1:+.0%})")
         reach_ddp = reach(r["curve"], ddp["curve"], r["target_cls_fid"]) if ddp else "no DDP row"
-        lines.append(f"   {_cell_name(r)}: {r['bytes_per_iter'] / 1e3:.0f} kB/it; final "
+        lines.append(f"   {cell_name(r)}: {r['bytes_per_iter'] / 1e3:.0f} kB/it; final "
                      f"cls_fid {fid}; to cls_fid {_f(r['target_cls_fid'], '{:.0f}')} vs "
                      f"ddp-adam: {reach_ddp}")
     return lines
@@ -260,12 +260,13 @@ def _host_bound(over: list[dict]) -> str:
            "α and β, measured with each worker sending one message, do not include that"
            if busy else "too little for the host to be the limit; single cells like this "
            "move from run to run with TCP's behaviour on the emulated link, see BENCHMARKS.md")
-    return (f"{len(over)} cell(s) over +30% (worst: {_cell_name(worst)}, "
+    return (f"{len(over)} cell(s) over +30% (worst: {cell_name(worst)}, "
             f"{worst['alone_over_gloo']:.2f}x); together the {n} workers moved "
             f"{min(map(rate, over)):.1f}..{max(map(rate, over)):.1f} Gbit/s: {why}")
 
 
-def _cell_name(r: dict) -> str:
+def cell_name(r: dict) -> str:
+    """A cell's name in tables and legends, e.g. 'dpoadam ring t=1 topk:0.05 γ=0.3'."""
     if r["algo"].startswith("ddp"):
         return r["algo"]
     comp = r.get("compression", "none")

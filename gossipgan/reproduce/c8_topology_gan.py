@@ -24,8 +24,8 @@ SETUP = ("`gossipgan bench network`, one condition (1 Gbit/s, 20 ms one-way; emu
 
 def grids(scale: str) -> list:
     n = pick(scale, 8, 4, 2)
-    iters = pick(scale, 600, 40, 3)
-    every = pick(scale, 50, 10, 3)
+    iters = pick(scale, 400, 40, 3)
+    every = pick(scale, 40, 10, 3)
     tops = pick(scale, ["ring", "exponential", "one_peer_exponential"],
                 ["ring", "exponential", "one_peer_exponential"],
                 ["ring", "one_peer_exponential"])

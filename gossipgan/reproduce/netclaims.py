@@ -20,12 +20,16 @@ def emulation() -> str:
 
 
 def grid(workers: int, bandwidth: str, latency: str, iters: int, every: int, algos: list[str],
-         topologies: list[str], rounds: list[int]):
+         topologies: list[str], rounds: list[int], compression: tuple[str, ...] = (),
+         ddp: tuple[str, ...] = ()):
+    """One condition of the network benchmark; `compression`: compressed DPOAdam ring t = 1
+    cells, `ddp`: torch DDP baselines (netem/ddp.py), none unless asked."""
     from gossipgan.netem.grid import Grid
 
     return Grid(workers=workers, bandwidths=[bandwidth], latencies=[latency], algos=algos,
                 topologies=topologies, rounds=rounds, iters=iters, emulation=emulation(),
-                peer=False, overrides=[f"run.eval_every={every}", f"run.log_every={every}"])
+                peer=False, overrides=[f"run.eval_every={every}", f"run.log_every={every}"],
+                compression=list(compression), ddp=list(ddp))
 
 
 def condition_rows(folder: Path, target: dict | None = None) -> tuple[list[dict], dict, str]:
@@ -67,13 +71,18 @@ def too_short(rows: list[dict], verdict: str, text: str) -> tuple[str, str]:
                             "iteration is the robust figure at this scale.")
 
 
+def fmt_s(seconds: float | None) -> str:
+    return "never" if seconds is None else f"{seconds:.1f} s"
+
+
 def condition_name(row: dict) -> str:
     return f"{row['bandwidth']}, {row['latency_ms']:g} ms"
 
 
 def cell_name(row: dict) -> str:
-    return f"{row['algo']} {row['topology']}" + (
-        f" t={row['rounds']}" if row["topology"] != "all_reduce" else "")
+    from gossipgan.netem.report import cell_name
+
+    return cell_name(row)
 
 
 def table_row(row: dict) -> dict:
@@ -102,5 +111,5 @@ def wallclock_panel(ax, rows: list[dict], title: str) -> None:
     ax.legend(fontsize=6)
 
 
-__all__ = ["cell_name", "condition_name", "condition_rows", "emulation", "grid", "table_row",
-           "wallclock_panel"]
+__all__ = ["cell_name", "condition_name", "condition_rows", "emulation", "fmt_s", "grid",
+           "table_row", "wallclock_panel"]
