@@ -73,9 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         rank0 = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 logs
         args.main_process = rank0
-        level = logging.DEBUG if args.verbose else logging.INFO
-        logging.basicConfig(level=level if rank0 else logging.WARNING,
+        logging.basicConfig(level=logging.INFO if rank0 else logging.WARNING,
                             format="%(levelname)s %(name)s: %(message)s")
+        # -v: our debug lines, not every library's (matplotlib's font search); set on every
+        # call, so one command's level does not leak into the next main() of this process
+        verbose = args.verbose and rank0
+        logging.getLogger("gossipgan").setLevel(logging.DEBUG if verbose else logging.NOTSET)
         return int(args.func(args) or 0)
     except ConfigError as e:
         return _error(str(e), 2, shared=True)
