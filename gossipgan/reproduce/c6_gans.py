@@ -41,7 +41,7 @@ def specs(scale: str) -> list[RunSpec]:
                     ("digits",))
     algos = pick(scale, ALGOS, ALGOS, ("dpoadam", "cpoadam"))
     seeds = pick(scale, (0, 1, 2), (0,), (0,))
-    iters = pick(scale, 2000, 100, 6)
+    iters = pick(scale, 3000, 100, 6)
     every = pick(scale, 200, 50, 3)
     samples = pick(scale, 2000, 512, 512)
     out = [_gan(f"{d}-{a}-s{s}", {"data": d, "algo": a, "seed": s}, iters, every, samples,
