@@ -120,13 +120,29 @@ def run_specs(specs: list[RunSpec], folder: Path, desc: str, progress: bool = Tr
     return out
 
 
-def _pool_init(level: int) -> None:
-    """A pool worker: the parent's log level, and the simulator's malloc opt-in (this process
-    is the reproduction's own; gossipgan.sim.malloc)."""
+_STOP = None  # in a pool worker: the parent's "start no further run" event
+_STOPPED = False  # in a pool worker: a run of this process was interrupted (it got Ctrl-C)
+
+
+def _pool_init(level: int, stop) -> None:
+    """A pool worker: the parent's log level, the stop event, and the simulator's malloc
+    opt-in (this process is the reproduction's own; gossipgan.sim.malloc)."""
+    global _STOP
     from gossipgan.sim import keep_freed_memory
 
     logging.getLogger("gossipgan").setLevel(level)
     keep_freed_memory()
+    _STOP = stop
+
+
+def _pool_task(spec: RunSpec, folder: Path) -> tuple[float, bool, bool]:
+    """_train_spec, unless a Ctrl-C has stopped this worker or the parent: the pool hands
+    queued runs to workers before the parent can cancel them, and those must not start."""
+    global _STOPPED
+    if _STOPPED or (_STOP is not None and _STOP.is_set()):
+        return 0.0, False, True
+    seconds, fresh, _STOPPED = _train_spec(spec, folder)
+    return seconds, fresh, _STOPPED
 
 
 def run_parallel(work: list[tuple[RunSpec, Path]], jobs: int, desc: str,
@@ -145,19 +161,24 @@ def run_parallel(work: list[tuple[RunSpec, Path]], jobs: int, desc: str,
     interrupted: list[Path] = []
     recorded: set = set()
 
+    ctx = multiprocessing.get_context("spawn")
+    stop = ctx.Event()
+
     def record(fut) -> None:  # a finished run's seconds, once
         if fut in recorded or not fut.done() or fut.cancelled() or fut.exception():
             return
         recorded.add(fut)
         spec, folder = futures[fut]
         seconds, fresh, stopped = fut.result()
-        _add_time(folder, spec.name, seconds, fresh=fresh)
+        if seconds or fresh:
+            _add_time(folder, spec.name, seconds, fresh=fresh)
         if stopped:
+            stop.set()
             interrupted.append(folder / spec.name)
 
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_pool_init, initargs=(level,)) as pool:
-        futures = {pool.submit(_train_spec, s, f): (s, f) for s, f in todo}
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_pool_init,
+                             initargs=(level, stop)) as pool:
+        futures = {pool.submit(_pool_task, s, f): (s, f) for s, f in todo}
         bar = tqdm(total=len(work), initial=len(work) - len(todo), desc=desc, unit="run",
                    disable=not progress, dynamic_ncols=True)
         try:
@@ -168,6 +189,7 @@ def run_parallel(work: list[tuple[RunSpec, Path]], jobs: int, desc: str,
                     break
                 bar.update(1)
         except KeyboardInterrupt:  # the workers got the same Ctrl-C: they checkpoint and stop
+            stop.set()
             interrupted.append(todo[0][1])
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
