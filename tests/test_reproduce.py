@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -97,6 +101,39 @@ def test_parallel_runs_equal_serial_ones_and_keep_the_timing(tmp_path):
             [r["grad_op_norm_sq"] for r in one.rows]
     D.run_parallel([(s, tmp_path / "par") for s in specs], 2, "again", progress=False)
     assert json.loads((tmp_path / "par" / D.TIMING).read_text()) == timing  # nothing ran
+
+
+def test_ctrl_c_in_parallel_checkpoints_and_starts_no_queued_run(tmp_path):
+    """A Ctrl-C reaches the workers: each running run checkpoints and stops, and the runs
+    the pool had already queued do not start; rerunning resumes the interrupted ones."""
+    specs = [analytic_spec(f"r{i}", {}, 10**7, 10**6, game__name="bilinear", game__dim=3,
+                           topology__workers=2, run__checkpoint_every=10**6)
+             for i in range(6)]
+
+    def interrupt() -> None:  # once both workers are training, as a terminal's Ctrl-C would
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(list(tmp_path.glob("r*/config.yaml"))) < 2:
+            time.sleep(0.2)
+        time.sleep(1.0)
+        children = multiprocessing.active_children()
+        for child in children:
+            os.kill(child.pid, signal.SIGINT)
+        if not returned.wait(60):  # a queued run started: fail (BrokenProcessPool), not hang
+            for child in children:
+                child.kill()
+
+    returned = threading.Event()
+    threading.Thread(target=interrupt, daemon=True).start()
+    try:
+        with pytest.raises(D.Interrupted, match="rerun the same command"):
+            D.run_parallel([(s, tmp_path) for s in specs], 2, "parallel", progress=False)
+    finally:
+        returned.set()
+    started = sorted(p.parent.name for p in tmp_path.glob("r*/config.yaml"))
+    assert len(started) == 2, started  # the four queued runs never began
+    for name in started:
+        assert D._state(specs[int(name[1:])], tmp_path / name) == "resume"
+    assert sorted(json.loads((tmp_path / D.TIMING).read_text())) == started
 
 
 @pytest.mark.parametrize("argv,needle", [(["--only", "9"], "no claim 9"),
