@@ -17,7 +17,7 @@ import pytest
 from gossipgan import topology as topo
 from gossipgan.cli import main as cli_main
 from gossipgan.errors import ConfigError
-from gossipgan.netem import alphabeta, grid, net
+from gossipgan.netem import alphabeta, grid, namespaces, net
 from gossipgan.netem.alphabeta import AlphaBeta
 from gossipgan.netem.router import DelayLine
 from gossipgan.netem.units import format_rate, parse_delay, parse_rate
@@ -200,27 +200,27 @@ def test_delay_line_holds_each_packet_its_delay():
 
 # --- root only: the real network -------------------------------------------------------------
 def _ours() -> set[str]:
-    return {n for n in net.list_namespaces() if OURS.match(n)}
+    return {n for n in namespaces.list_namespaces() if OURS.match(n)}
 
 
 @needs_root
 def test_network_removes_everything_on_failure():
-    before = net.list_namespaces()
+    before = namespaces.list_namespaces()
     with pytest.raises(RuntimeError, match="boom"):
         with net.Network(3) as network:
-            assert set(network.workers) | {network.hub} <= set(net.list_namespaces())
+            assert set(network.workers) | {network.hub} <= set(namespaces.list_namespaces())
             network.shape(50e6, 0.005)
             network.popen(0, ["sleep", "30"])  # a process inside a namespace
             raise RuntimeError("boom")
-    assert net.list_namespaces() == before or not (_ours() - set(before))
-    assert not (set(network.workers) | {network.hub}) & set(net.list_namespaces())
-    assert not (net.OWNER_DIR / network.id).exists()
+    assert namespaces.list_namespaces() == before or not (_ours() - set(before))
+    assert not (set(network.workers) | {network.hub}) & set(namespaces.list_namespaces())
+    assert not (namespaces.OWNER_DIR / network.id).exists()
 
 
 @needs_root
 def test_interrupted_benchmark_leaves_nothing(tmp_path):
     """Ctrl-C half-way through `gossipgan bench network`: no namespace is left."""
-    before = set(net.list_namespaces())
+    before = set(namespaces.list_namespaces())
     proc = subprocess.Popen([sys.executable, "-m", "gossipgan", "bench", "network", "--workers",
                              "2", "--iters", "5", "--no-peer", "--algos", "dposg",
                              "--topologies", "ring", "--rounds", "1", "--bandwidth", "50mbit",
@@ -229,14 +229,14 @@ def test_interrupted_benchmark_leaves_nothing(tmp_path):
     created: set[str] = set()
     deadline = time.monotonic() + 40
     while time.monotonic() < deadline and len(created) < 3:
-        created |= {n for n in net.list_namespaces() if OURS.match(n)} - before
+        created |= {n for n in namespaces.list_namespaces() if OURS.match(n)} - before
         time.sleep(0.1)
     assert len(created) == 3, proc.communicate(timeout=30)[0]
     time.sleep(1.0)  # the workers are starting inside the namespaces
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=60)
-    assert not created & set(net.list_namespaces())
-    assert not ({n for n in net.list_namespaces() if OURS.match(n)} - before)
+    assert not created & set(namespaces.list_namespaces())
+    assert not ({n for n in namespaces.list_namespaces() if OURS.match(n)} - before)
 
 
 @needs_root
@@ -247,16 +247,16 @@ def test_remove_stale_clears_a_killed_run():
     ident = proc.stdout.readline().strip()
     proc.kill()  # SIGKILL: no handler runs
     proc.wait()
-    left = {n for n in net.list_namespaces() if n.startswith(f"gg{ident}")}
+    left = {n for n in namespaces.list_namespaces() if n.startswith(f"gg{ident}")}
     assert len(left) == 3
-    assert left <= set(net.remove_stale())
-    assert not {n for n in net.list_namespaces() if n.startswith(f"gg{ident}")}
+    assert left <= set(namespaces.remove_stale())
+    assert not {n for n in namespaces.list_namespaces() if n.startswith(f"gg{ident}")}
 
 
 @needs_root
 def test_two_worker_namespace_benchmark(tmp_path, capsys):
     """10 iterations on 2 namespaced workers: the measured link matches what was asked."""
-    before = set(net.list_namespaces())
+    before = set(namespaces.list_namespaces())
     code = cli_main(["bench", "network", "--workers", "2", "--iters", "10", "--algos", "dposg",
                      "--topologies", "ring", "--rounds", "1", "--bandwidth", "50mbit",
                      "--latency", "10ms", "--no-peer", "--ddp", "", "--out", str(tmp_path)])
@@ -268,7 +268,7 @@ def test_two_worker_namespace_benchmark(tmp_path, capsys):
     assert float(row["wall_per_iter_ms"]) > float(row["comm_per_iter_ms"]) > 0, row
     assert float(row["bytes_per_iter"]) == pytest.approx(float(row["message_bytes"]), rel=0.01)
     assert (tmp_path / "plots" / "iteration_vs_latency.png").is_file()
-    assert set(net.list_namespaces()) - before == set()
+    assert set(namespaces.list_namespaces()) - before == set()
 
 
 def test_app_delay_fallback_end_to_end(tmp_path, capsys):

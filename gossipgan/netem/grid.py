@@ -2,9 +2,10 @@
 
 For each condition (bandwidth, one-way latency) the driver shapes the emulated network (or,
 in the fallback, sets the Communicator's per-hop delay), launches one torchrun agent per
-worker namespace with `gossipgan.netem.worker`, which measures α and β and runs every cell,
-and collects the workers' `result.json`. Decentralized algorithms run on every topology and
-every t; centralized ones (CPOSG, CPOAdam) run once per condition with all_reduce.
+worker namespace with `gossipgan.netem.worker` (launch.py), which measures α and β and runs
+every cell, and collects the workers' `result.json`. Decentralized algorithms run on every
+topology and every t; centralized ones (CPOSG, CPOAdam) run once per condition with
+all_reduce.
 """
 
 from __future__ import annotations
@@ -12,10 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import subprocess
-import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,6 +22,8 @@ import torch
 from gossipgan import topology as topo
 from gossipgan.errors import ConfigError
 from gossipgan.netem import net
+from gossipgan.netem.launch import start_workers, wait_for, wait_until
+from gossipgan.netem.namespaces import stop_process
 from gossipgan.netem.units import format_delay, format_rate, parse_delay, parse_rate
 from gossipgan.optim import optimizer_class
 from gossipgan.train.config import Config
@@ -44,9 +44,6 @@ def default_consensus_step(spec: str) -> float:
     diverged at 1 (0.3 is an untested guess, as for random-k)."""
     kind, _, arg = spec.partition(":")
     return 1.0 if kind == "qsgd" and int(arg) >= 4 else 0.3
-
-BASE_PORT = 29400
-STALL_S = 900  # the workers log every evaluation; this long without a line is a hang
 
 
 @dataclass
@@ -204,63 +201,6 @@ def condition_label(rate_bps: float | None, delay_s: float, emulation: str) -> s
     return f"{bw}_{format_delay(delay_s)}".replace("/", "")
 
 
-def _tail(path: Path, lines: int = 25) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-def _wait(procs: list[subprocess.Popen], log_path: Path, done) -> None:
-    """Poll until `done()`; raise if a worker fails or the log shows no progress for STALL_S
-    seconds (a hung collective would otherwise wait for gloo's 30-minute timeout)."""
-    last_change, last_size = time.monotonic(), -1
-    while not done():
-        codes = [p.poll() for p in procs]
-        if any(c not in (None, 0) for c in codes):
-            raise RuntimeError(f"a benchmark worker failed (exit {codes}); log {log_path}:\n"
-                               + _tail(log_path))
-        size = log_path.stat().st_size if log_path.exists() else 0
-        if size != last_size:
-            last_change, last_size = time.monotonic(), size
-        elif time.monotonic() - last_change > STALL_S:
-            raise RuntimeError(f"benchmark workers made no progress for {STALL_S} s; log "
-                               f"{log_path}:\n" + _tail(log_path))
-        time.sleep(0.2)
-
-
-def _env() -> dict:
-    env = dict(os.environ)
-    env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", LOGLEVEL="WARNING")
-    return env
-
-
-def _launch(grid: Grid, network: net.Network | None, spec_path: Path, index: int, log_file
-            ) -> list[subprocess.Popen]:
-    """Workers for condition `index`. Root: one torchrun agent per worker namespace, gloo
-    bound to the namespace's eth0. Fallback: one torchrun on loopback (the delay is
-    DistComm's, per hop). Each condition gets its own port: the last one's may linger."""
-    module = ["-m", "gossipgan.netem.worker", str(spec_path), str(index)]
-    port = str(BASE_PORT + index)
-    run = [sys.executable, "-m", "torch.distributed.run"]
-    if network is None:
-        argv = [*run, "--nnodes", "1", "--nproc-per-node", str(grid.workers), "--master-addr",
-                "127.0.0.1", "--master-port", port, *module]
-        return [subprocess.Popen(argv, env=_env(), stdout=log_file, stderr=subprocess.STDOUT,
-                                 start_new_session=True)]
-    n, env = network.n_workers, {**_env(), "GLOO_SOCKET_IFNAME": "eth0"}
-    return [network.popen(i, [*run, "--nnodes", str(n), "--nproc-per-node", "1", "--node-rank",
-                              str(i), "--master-addr", net.worker_addr(0), "--master-port",
-                              port, *module], env=env, stdout=log_file,
-                          stderr=subprocess.STDOUT)
-            for i in range(n)]
-
-
-def _wait_for(path: Path, procs: list[subprocess.Popen], log_path: Path) -> None:
-    """Until `path` exists; raises if a worker fails or the workers stall (see _wait)."""
-    _wait(procs, log_path, lambda: path.exists())
-
-
 def result_path(out: Path, label: str) -> Path:
     return out / "conditions" / label / "result.json"
 
@@ -298,17 +238,17 @@ def run_grid(grid: Grid, out: Path, on_result=None) -> list[dict]:
                    if grid.emulation == "netns" else None)
         log_file = stack.enter_context(log_path.open("w"))
         procs: list[subprocess.Popen] = []
-        stack.callback(lambda: [net.stop_process(p) for p in procs])
+        stack.callback(lambda: [stop_process(p) for p in procs])
         for i, cond in enumerate(conditions):
             before = {}
             if network is not None:
                 network.shape(cond["rate_bps"], cond["delay_s"], grid.shaper)
                 before = network.counters()
             (out / f"go-{i}").write_text(json.dumps(cond))
-            procs[:] = _launch(grid, network, spec_path, i, log_file)
+            procs[:] = start_workers(grid, network, spec_path, i, log_file)
             path = result_path(out, cond["label"])
-            _wait_for(path, procs, log_path)
-            _wait(procs, log_path, lambda: all(p.poll() == 0 for p in procs))
+            wait_for(path, procs, log_path)
+            wait_until(procs, log_path, lambda: all(p.poll() == 0 for p in procs))
             result = json.loads(path.read_text())
             result.update(cond, emulation=grid.emulation, emulation_label=grid.label())
             if network is not None:

@@ -13,7 +13,8 @@ router (router.py), which holds it for the one-way latency and hands it back to 
 Everything lives inside namespaces named `gg<6 hex>h` / `gg<6 hex>w<i>`; removing those
 namespaces removes every interface, qdisc and route with them. `Network` removes them on
 normal exit, on exceptions, on SIGINT/SIGTERM/SIGHUP and at interpreter exit; a run killed
-with SIGKILL leaves an owner file naming a dead pid, and `remove_stale()` clears such leftovers.
+with SIGKILL leaves an owner file naming a dead pid, and `remove_stale()` clears such leftovers
+(namespaces.py, with the commands and process helpers a Network uses).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import atexit
 import json
 import logging
 import os
-import re
 import secrets
 import signal
 import subprocess
@@ -31,6 +31,10 @@ import threading
 from pathlib import Path
 
 from gossipgan.errors import ConfigError
+from gossipgan.netem.namespaces import OWNER_DIR, kill_namespace_pids, run, stop_process
+
+# re-exported: `gossipgan bench network --cleanup` calls net.remove_stale()
+from gossipgan.netem.namespaces import remove_stale as remove_stale
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +45,6 @@ SHAPERS = ("tbf", "htb")
 HUB_ADDR = "10.77.0.1"
 MAX_WORKERS = 240     # addresses 10.77.0.10 .. 10.77.0.249
 WORKER_MEMORY = 600 << 20  # a torchrun agent plus one worker process with torch imported
-OWNER_DIR = Path("/run/gossipgan-netem")
-NAME_RE = re.compile(r"^gg([0-9a-f]{6})(h|w\d+)$")
 
 
 def mtu_for(rate_bps: float | None) -> int:
@@ -64,18 +66,6 @@ def is_root() -> bool:
     return os.geteuid() == 0
 
 
-def _run(args: list[str], stdin: str | None = None, check: bool = True) -> str:
-    proc = subprocess.run(args, input=stdin, capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
-    return proc.stdout
-
-
-def list_namespaces() -> list[str]:
-    """Names from `ip netns list` (first word of each line)."""
-    return [line.split()[0] for line in _run(["ip", "netns", "list"]).splitlines() if line.strip()]
-
-
 def memory_limit_workers() -> int:
     """How many emulated workers this machine can hold (memory; addresses cap it at 240)."""
     available = 0
@@ -83,47 +73,6 @@ def memory_limit_workers() -> int:
         if line.startswith("MemAvailable:"):
             available = int(line.split()[1]) * 1024
     return max(2, min(MAX_WORKERS, available // WORKER_MEMORY))
-
-
-def _kill_namespace_pids(name: str) -> None:
-    """Processes still inside one of OUR namespaces (started by us, e.g. a stray worker)."""
-    out = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True).stdout
-    for pid in out.split():
-        try:
-            os.kill(int(pid), signal.SIGKILL)
-        except (ProcessLookupError, ValueError):
-            pass
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_stale() -> list[str]:
-    """Remove namespaces of gossipgan networks whose owning process is gone; returns them."""
-    removed = []
-    for name in list_namespaces():
-        match = NAME_RE.match(name)
-        if not match:
-            continue
-        owner = OWNER_DIR / match.group(1)
-        try:
-            pid = int(owner.read_text().strip())
-        except (OSError, ValueError):
-            pid = None
-        if pid is not None and _pid_alive(pid):
-            continue
-        _kill_namespace_pids(name)
-        subprocess.run(["ip", "netns", "del", name], capture_output=True)
-        removed.append(name)
-        owner.unlink(missing_ok=True)
-    return removed
 
 
 def _shaper_cmds(shaper: str, dev: str, rate_bps: float, mtu: int) -> list[str]:
@@ -146,7 +95,7 @@ def _shaper_cmds(shaper: str, dev: str, rate_bps: float, mtu: int) -> list[str]:
 
 
 def _qdisc_drops(namespace: str, dev: str) -> int:
-    out = _run(["tc", "-n", namespace, "-s", "-j", "qdisc", "show", "dev", dev], check=False)
+    out = run(["tc", "-n", namespace, "-s", "-j", "qdisc", "show", "dev", dev], check=False)
     try:
         return sum(int(q.get("drops", 0)) for q in json.loads(out or "[]"))
     except ValueError:
@@ -206,30 +155,30 @@ class Network:
         (OWNER_DIR / self.id).write_text(str(os.getpid()))
         names = [self.hub, *self.workers]
         for name in names:  # one at a time, so a failure leaves a list of what exists
-            _run(["ip", "netns", "add", name])
+            run(["ip", "netns", "add", name])
             self._created.append(name)
         hub = ["link set lo up", "link add br0 type bridge", f"link set br0 mtu {MTU} up",
                f"addr add {HUB_ADDR}/24 dev br0"]
         for i, ns in enumerate(self.workers):
             hub += [f"link add v{i} mtu {MTU} type veth peer name eth0 netns {ns}",
                     f"link set v{i} master br0 up"]
-        _run(["ip", "-n", self.hub, "-batch", "-"], "\n".join(hub) + "\n")
+        run(["ip", "-n", self.hub, "-batch", "-"], "\n".join(hub) + "\n")
         for i, ns in enumerate(self.workers):
             cmds = ["link set lo up", f"link set eth0 mtu {MTU} up",
                     f"addr add {worker_addr(i)}/32 dev eth0",
                     f"route add {HUB_ADDR} dev eth0 scope link",
                     f"route add 10.77.0.0/24 via {HUB_ADDR} dev eth0"]
-            _run(["ip", "-n", ns, "-batch", "-"], "\n".join(cmds) + "\n")
+            run(["ip", "-n", ns, "-batch", "-"], "\n".join(cmds) + "\n")
         # Forwarding on; reverse-path filtering off, since packets re-enter from tun0 with
         # addresses that route via br0; no redirects, so nobody learns to bypass the router.
         sysctl = ("echo 1 > /proc/sys/net/ipv4/ip_forward; "
                   "for k in all default; do echo 0 > /proc/sys/net/ipv4/conf/$k/rp_filter; "
                   "echo 0 > /proc/sys/net/ipv4/conf/$k/send_redirects; done")
-        _run(["ip", "netns", "exec", self.hub, "sh", "-c", sysctl])
+        run(["ip", "netns", "exec", self.hub, "sh", "-c", sysctl])
         self._start_router()
-        _run(["ip", "-n", self.hub, "-batch", "-"],
-             f"link set tun0 mtu {MTU} up\nrule add iif br0 lookup 100 pref 100\n"
-             "route add default dev tun0 table 100\n")
+        run(["ip", "-n", self.hub, "-batch", "-"],
+            f"link set tun0 mtu {MTU} up\nrule add iif br0 lookup 100 pref 100\n"
+            "route add default dev tun0 table 100\n")
 
     def _start_router(self) -> None:
         self._router = subprocess.Popen(
@@ -256,7 +205,7 @@ class Network:
                 pass
             stop_process(self._router, grace=2.0)
         for name in reversed(self._created):
-            _kill_namespace_pids(name)
+            kill_namespace_pids(name)
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
         (OWNER_DIR / self.id).unlink(missing_ok=True)
 
@@ -273,14 +222,14 @@ class Network:
         mtu = mtu_for(rate_bps)
         hub_cmds = [f"link set v{i} mtu {mtu}" for i in range(self.n_workers)]
         hub_cmds += [f"link set br0 mtu {mtu}", f"link set tun0 mtu {mtu}"]
-        _run(["ip", "-n", self.hub, "-batch", "-"], "\n".join(hub_cmds) + "\n")
+        run(["ip", "-n", self.hub, "-batch", "-"], "\n".join(hub_cmds) + "\n")
         for i, ns in enumerate(self.workers):
-            _run(["ip", "-n", ns, "link", "set", "eth0", "mtu", str(mtu)])
+            run(["ip", "-n", ns, "link", "set", "eth0", "mtu", str(mtu)])
             for where, dev in ((ns, "eth0"), (self.hub, f"v{i}")):
-                _run(["tc", "-n", where, "qdisc", "del", "dev", dev, "root"], check=False)
+                run(["tc", "-n", where, "qdisc", "del", "dev", dev, "root"], check=False)
                 if rate_bps is not None:
-                    _run(["tc", "-n", where, "-batch", "-"],
-                         "\n".join(_shaper_cmds(shaper, dev, rate_bps, mtu)) + "\n")
+                    run(["tc", "-n", where, "-batch", "-"],
+                        "\n".join(_shaper_cmds(shaper, dev, rate_bps, mtu)) + "\n")
         self._router.stdin.write(f"delay {delay_s * 1e3:.6f}\n")
         self._router.stdin.flush()
         answer = self._router.stdout.readline()
@@ -297,13 +246,13 @@ class Network:
                 drops += _qdisc_drops(where, dev)
         tun_drops = _qdisc_drops(self.hub, "tun0")
         for ns in (self.hub, *self.workers):  # every interface, both directions
-            for link in json.loads(_run(["ip", "-n", ns, "-s", "-j", "link", "show"])):
+            for link in json.loads(run(["ip", "-n", ns, "-s", "-j", "link", "show"])):
                 stats = link.get("stats64", {})
                 tun_drops += sum(int(stats.get(d, {}).get("dropped", 0)) for d in ("rx", "tx"))
         retrans = 0
         for ns in self.workers:
-            lines = [line.split() for line in _run(["ip", "netns", "exec", ns, "cat",
-                                                    "/proc/net/snmp"]).splitlines()
+            lines = [line.split() for line in run(["ip", "netns", "exec", ns, "cat",
+                                                   "/proc/net/snmp"]).splitlines()
                      if line.startswith("Tcp:")]
             retrans += int(lines[1][lines[0].index("RetransSegs")])
         return {"tbf_drops": drops, "tun_drops": tun_drops, "tcp_retransmits": retrans}
@@ -319,19 +268,3 @@ class Network:
 
     def forget_finished(self) -> None:
         self._procs = [p for p in self._procs if p.poll() is None]
-
-
-def stop_process(proc: subprocess.Popen, grace: float = 3.0) -> None:
-    """SIGTERM the process group we started, then SIGKILL what is left."""
-    if proc.poll() is not None:
-        return
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue

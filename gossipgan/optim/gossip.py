@@ -30,24 +30,10 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from gossipgan.comm.base import Communicator
-from gossipgan.comm.compress import CompressedGossip
-from gossipgan.comm.compressors import parse_compression
 from gossipgan.errors import ConfigError
 from gossipgan.optim import guards
 from gossipgan.optim.functional import adam_updates, sgd_updates
-
-
-def _validate(lr: float, rounds: int, betas: tuple[float, float], eps: float) -> None:
-    if not lr > 0.0:
-        raise ConfigError(f"Invalid learning rate: {lr} (must be > 0)")
-    if isinstance(rounds, bool) or not (isinstance(rounds, int) and rounds >= 1):
-        raise ConfigError(f"Invalid number of gossip rounds: {rounds} (must be an integer >= 1)")
-    if not 0.0 <= betas[0] < 1.0:
-        raise ConfigError(f"Invalid beta parameter at index 0: {betas[0]} (must be in [0, 1))")
-    if not 0.0 <= betas[1] < 1.0:
-        raise ConfigError(f"Invalid beta parameter at index 1: {betas[1]} (must be in [0, 1))")
-    if not eps >= 0.0:
-        raise ConfigError(f"Invalid epsilon value: {eps} (must be >= 0)")
+from gossipgan.optim.options import check_hyperparameters, compression_layer
 
 
 class GossipOptimizer(Optimizer):
@@ -80,19 +66,19 @@ class GossipOptimizer(Optimizer):
     ):
         if not isinstance(comm, Communicator):
             raise ConfigError(f"comm must be a gossipgan Communicator, got {type(comm).__name__}")
-        _validate(lr, rounds, betas, eps)
+        check_hyperparameters(lr, rounds, betas, eps)
         if moments not in ("local", "mixed"):
             raise ConfigError(f"Invalid moments: {moments!r} (allowed: 'local', 'mixed')")
         if moments == "mixed" and (self.direction != "adam" or self.centralized):
             raise ConfigError("moments='mixed' applies only to decentralized Adam methods")
         self.comm = comm
-        self.compression = _compression(self, comm, compression, consensus_step,
-                                        compression_seed)
+        self.compression = compression_layer(self, comm, compression, consensus_step,
+                                             compression_seed)
         self.initial = guards.check_initial(initial)  # x_0: "check", "sync" or "any"
         defaults = dict(lr=lr, rounds=rounds, betas=tuple(betas), eps=eps, moments=moments)
         super().__init__(params, defaults)
         for group in self.param_groups:
-            _validate(group["lr"], group["rounds"], group["betas"], group["eps"])
+            check_hyperparameters(group["lr"], group["rounds"], group["betas"], group["eps"])
         rounds_used = {g["rounds"] for g in self.param_groups}
         if len(rounds_used) > 1:
             raise ConfigError(f"all parameter groups must use the same rounds, got {rounds_used}")
@@ -303,20 +289,3 @@ class GossipOptimizer(Optimizer):
                 s = self.state.get(p, {})
                 out.append(s["x"] if self.optimistic and "x" in s else p.detach())
         return out
-
-
-def _compression(opt: GossipOptimizer, comm: Communicator, spec: str, gamma: float,
-                 seed: int) -> CompressedGossip | None:
-    """The CHOCO layer the spec asks for (None: plain gossip), or a one-line ConfigError."""
-    compressor = parse_compression(spec)
-    if not 0 < gamma <= 1:
-        raise ConfigError(f"Invalid consensus_step: {gamma} (must be in (0, 1])")
-    if compressor is None:
-        if gamma != 1:
-            raise ConfigError(f"consensus_step={gamma} applies only with compression (got "
-                              "compression='none')")
-        return None
-    if opt.centralized:
-        raise ConfigError(f"compression={spec!r} applies only to decentralized methods (the "
-                          "centralized ones all-reduce gradients)")
-    return CompressedGossip(comm, compressor, gamma, seed)

@@ -1,5 +1,6 @@
 """The machinery of the config sections: a field with its help text, type coercion, and the
-base class that checks a section when it is built (gossipgan.train.config declares them)."""
+base class that checks a section when it is built (gossipgan.train.config_sections declares
+them)."""
 
 from __future__ import annotations
 
