@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 from gossipgan.netem import grid as gridmod
-from gossipgan.netem import net, report
+from gossipgan.netem import report
+from gossipgan.netem.namespaces import remove_stale
 from gossipgan.netem.units import split_list
 
 QUICK = {"workers": 4, "bandwidths": ["100mbit"], "latencies": ["20ms"],
@@ -106,7 +107,7 @@ def _ints(text: str) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     if args.cleanup:
-        removed = net.remove_stale()
+        removed = remove_stale()
         print(f"removed {len(removed)} stale namespace(s){': ' if removed else ''}"
               f"{' '.join(removed)}")
         return 0

@@ -33,9 +33,6 @@ from pathlib import Path
 from gossipgan.errors import ConfigError
 from gossipgan.netem.namespaces import OWNER_DIR, kill_namespace_pids, run, stop_process
 
-# re-exported: `gossipgan bench network --cleanup` calls net.remove_stale()
-from gossipgan.netem.namespaces import remove_stale as remove_stale
-
 log = logging.getLogger(__name__)
 
 MTU = 65000           # unshaped links: large packets keep the router's packet rate low

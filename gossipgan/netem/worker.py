@@ -36,8 +36,8 @@ from gossipgan.train.outputs import read_metrics
 log = logging.getLogger(__name__)
 
 WARM_SECONDS = 3.0  # of traffic on every cell's connections before the condition is timed
-ISO_SECONDS = 1.0
-GO_TIMEOUT_S = 600  # aim of the back-to-back communication timing per cell
+ISO_SECONDS = 1.0  # aim of the back-to-back communication timing per cell
+GO_TIMEOUT_S = 600  # how long a worker waits for the driver's go file of the next cell
 
 
 def cell_config(spec: dict, cell: dict) -> Config:
