@@ -159,10 +159,14 @@ def test_report_only_marks_unrun_claims_and_smaller_scales(tmp_path):
     assert "tiny scale, full run pending" in sections[4]
     assert "gossipgan reproduce --only 4 --out runs/reproduce" in sections[4]
     assert "**Not run yet.**" in sections[1] and "gossipgan reproduce --only 1" in sections[1]
+    (sitting,) = json.loads((runs / "tiny" / "sittings.json").read_text())
+    assert sitting["claims"] == [4] and sitting["completed"] and sitting["wall_s"] > 0
+    assert "Wall-clock: tiny scale" in report.split("## Claim 1")[0]
     before = (runs / "tiny" / "c4" / D.TIMING).read_text()
     assert main(["reproduce", "--report-only", "--out", str(runs), "--report-dir",
                  str(rep)]) == 0
     assert (runs / "tiny" / "c4" / D.TIMING).read_text() == before  # nothing ran
+    assert len(json.loads((runs / "tiny" / "sittings.json").read_text())) == 1
 
 
 @pytest.mark.slow

@@ -11,9 +11,11 @@ writer (report.py). The network claims (7, 8) import gossipgan.netem only when t
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
 
@@ -46,23 +48,21 @@ def check_jobs(jobs: int) -> int:
     return jobs
 
 
-def reproduce(out: str | Path, *, scale: str = "full", only: list[int] | None = None,
-              report_only: bool = False, report_dir: str | Path = ".", progress: bool = True,
-              jobs: int = 1) -> Path:
-    """Run the claims' experiments at `scale` (unless `report_only`) into OUT/<scale>/, then
-    write REPRODUCTION.md and docs/reproduction/ under `report_dir` for every claim (each at
-    the largest scale whose runs are finished). Returns the report's path.
+SITTINGS = "sittings.json"
 
-    jobs > 1: the simulator runs of every chosen claim share `jobs` processes; the network
-    claims (7, 8) then run alone, as they time wall-clock and use every core."""
+
+def record_sitting(folder: Path, sitting: dict) -> None:
+    """Append one sitting (start, claims, jobs, wall-clock) to folder/sittings.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / SITTINGS
+    sittings = json.loads(path.read_text()) if path.is_file() else []
+    path.write_text(json.dumps([*sittings, sitting], indent=1))
+
+
+def _run(chosen: list[ModuleType], out: Path, scale: str, jobs: int, progress: bool) -> None:
     from gossipgan.reproduce.driver import claim_dir, run_claim, run_parallel
-    from gossipgan.reproduce.report import write_report
 
-    check_scale(scale)
-    check_jobs(jobs)
-    out = Path(out)
-    chosen = claims(only)  # checked even with report_only: a wrong --only is an error
-    if not report_only and jobs > 1:
+    if jobs > 1:
         sims = [m for m in chosen if not hasattr(m, "grids")]
         # the GAN claim first: its runs are the longest, and long-first keeps both jobs busy
         work = [(spec, claim_dir(out, scale, m.NUMBER)) for m in reversed(sims)
@@ -73,13 +73,39 @@ def reproduce(out: str | Path, *, scale: str = "full", only: list[int] | None = 
         log.info("simulator claims (%s scale): %.0f s this sitting", scale,
                  time.perf_counter() - start)
         chosen = [m for m in chosen if hasattr(m, "grids")]
+    for module in chosen:
+        start = time.perf_counter()
+        run_claim(module, out, scale, progress)
+        log.info("claim %d (%s scale): %.0f s this sitting", module.NUMBER, scale,
+                 time.perf_counter() - start)
+
+
+def reproduce(out: str | Path, *, scale: str = "full", only: list[int] | None = None,
+              report_only: bool = False, report_dir: str | Path = ".", progress: bool = True,
+              jobs: int = 1) -> Path:
+    """Run the claims' experiments at `scale` (unless `report_only`) into OUT/<scale>/, then
+    write REPRODUCTION.md and docs/reproduction/ under `report_dir` for every claim (each at
+    the largest scale whose runs are finished). Returns the report's path.
+
+    jobs > 1: the simulator runs of every chosen claim share `jobs` processes; the network
+    claims (7, 8) then run alone, as they time wall-clock and use every core."""
+    from gossipgan.reproduce.report import write_report
+
+    check_scale(scale)
+    check_jobs(jobs)
+    out = Path(out)
+    chosen = claims(only)  # checked even with report_only: a wrong --only is an error
     if not report_only:
-        for module in chosen:
-            start = time.perf_counter()
-            run_claim(module, out, scale, progress)
-            log.info("claim %d (%s scale): %.0f s this sitting", module.NUMBER, scale,
-                     time.perf_counter() - start)
+        started, start, done = datetime.now(timezone.utc), time.perf_counter(), False
+        try:
+            _run(chosen, out, scale, jobs, progress)
+            done = True
+        finally:  # an interrupted sitting's wall-clock counts too
+            record_sitting(out / scale, {
+                "started": started.isoformat(timespec="seconds"), "jobs": jobs,
+                "claims": [m.NUMBER for m in chosen], "completed": done,
+                "wall_s": round(time.perf_counter() - start, 1)})
     return write_report(claims(), out, Path(report_dir))
 
 
-__all__ = ["CLAIM_MODULES", "check_jobs", "claims", "reproduce"]
+__all__ = ["CLAIM_MODULES", "SITTINGS", "check_jobs", "claims", "record_sitting", "reproduce"]

@@ -121,14 +121,35 @@ def write_report(modules: list[ModuleType], root: Path, report_dir: Path) -> Pat
                                                      if k != "claim"}})
     machine = (f"{platform.machine()}, {_cores()} cores, Python {platform.python_version()}; "
                f"report drawn {date.today().isoformat()}")
+    scales = [sc for sc in SCALES if any(r["scale"] == sc for r in rows)]
     body = [PREAMBLE, "## Summary", "", _table_md(rows), "",
             f"Times are the minutes the runs of the scale shown took, summed over every sitting "
-            f"({_minutes(total)} in all; {machine}). The machine was shared with other work "
-            "while they ran, so they are upper bounds for an idle one.", "", *sections]
+            f"({_minutes(total)} in all; {machine}). {_sittings(root, scales)}The machine was "
+            "shared with other work while they ran, so they are upper bounds for an idle one.",
+            "", *sections]
     path = report_dir / "REPRODUCTION.md"
     path.write_text("\n".join(body))
     log.info("wrote %s", path)
     return path
+
+
+def _sittings(root: Path, scales: list[str]) -> str:
+    """The wall-clock of the `gossipgan reproduce` sittings that ran these scales (with
+    --jobs J the run minutes above add up to more than the wall-clock)."""
+    import json
+
+    from gossipgan.reproduce import SITTINGS
+
+    parts = []
+    for scale in scales:
+        path = Path(root) / scale / SITTINGS
+        sittings = json.loads(path.read_text()) if path.is_file() else []
+        if sittings:
+            jobs = sorted({s["jobs"] for s in sittings})
+            parts.append(f"{scale} scale {_minutes(sum(s['wall_s'] for s in sittings))} of "
+                         f"wall-clock over {len(sittings)} sitting(s) (--jobs "
+                         f"{'/'.join(map(str, jobs))})")
+    return f"Wall-clock: {'; '.join(parts)}. " if parts else ""
 
 
 def _cores() -> int:
