@@ -46,10 +46,24 @@ def test_shapes_and_ranges(name, shape, width):
     z = torch.randn(5, LATENT)
     x = G(z)
     assert x.shape == (5, *shape)
-    assert x.abs().max() <= 1.0 and x.std() > 0  # tanh range, not a constant
+    assert x.std() > 0  # not a constant
+    if len(shape) > 1:
+        assert x.abs().max() <= 1.0  # images: tanh range, as the data are scaled
     logits = D(x)
     assert logits.shape == (5,) and torch.isfinite(logits).all()
     assert logits.std() > 0
+
+
+def test_the_mlp_on_points_reaches_modes_outside_the_unit_square():
+    """grid25's modes lie at ±2 and ±4: a tanh output would pin every sample inside (-1, 1)."""
+    G, _ = _build("mlp", (2,), 8)
+    with torch.no_grad():
+        G.net[-1].bias.fill_(4.0)
+    assert G(torch.randn(5, LATENT)).min() > 3.0
+    G, _ = _build("mlp", (1, 8, 8), 8)
+    with torch.no_grad():
+        G.net[-1].bias.fill_(4.0)
+    assert G(torch.randn(5, LATENT)).max() <= 1.0
 
 
 def test_default_widths_and_parameter_count():

@@ -6,7 +6,8 @@ without power-iteration state), no dropout, no random numbers. That is what lets
 simulator run N workers at once with `torch.func.vmap(functional_call(...))` over stacked
 parameters, and the distributed backend run the very same module for its one worker.
 
-    G(z: [B, latent_dim]) -> [B, *data_shape]   tanh output (data are scaled to [-1, 1])
+    G(z: [B, latent_dim]) -> [B, *data_shape]   tanh output for images (scaled to [-1, 1]);
+                                                the MLP on 2-D points: unbounded output
     D(x: [B, *data_shape]) -> [B]               raw logits; losses apply their own link
 """
 

@@ -25,15 +25,19 @@ def _stack(d_in: int, width: int, d_out: int, activation: type[nn.Module], **kw)
 
 
 class MLPGenerator(nn.Module):
-    """z [B, latent_dim] -> samples [B, *data_shape] in (-1, 1)."""
+    """z [B, latent_dim] -> samples [B, *data_shape]: images ([C, H, W], scaled to [-1, 1])
+    through a tanh; points (a flat shape such as the mixtures' [2]) unbounded, since the
+    mixtures' modes lie outside (-1, 1) (grid25's at ±2 and ±4), where a tanh cannot reach."""
 
     def __init__(self, data_shape: tuple[int, ...], latent_dim: int, width: int) -> None:
         super().__init__()
         self.data_shape = tuple(data_shape)
+        self.squash = len(self.data_shape) > 1
         self.net = _stack(latent_dim, width, math.prod(self.data_shape), nn.ReLU)
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.net(z).tanh().view(z.shape[0], *self.data_shape)
+        out = self.net(z)
+        return (out.tanh() if self.squash else out).view(z.shape[0], *self.data_shape)
 
 
 class MLPDiscriminator(nn.Module):
