@@ -63,20 +63,20 @@ def _cells(rows: list[dict]) -> dict[str, dict]:
     return out
 
 
+def _common_target(rows: list[dict]) -> float | None:
+    """The target: the cls_fid both DPOAdam and CPOAdam reach (see SETUP)."""
+    by = _cells(rows)
+    finals = [by[a]["final_cls_fid"] for a in ("dpoadam", "cpoadam")]
+    return None if None in finals else max(finals)
+
+
 def _ratio(a: float | None, b: float | None) -> str:
     ok = a is not None and b and math.isfinite(a) and math.isfinite(b)
     return f"{a / b:.2f}x" if ok else "-"
 
 
 def analyse(folders: list[Path], fig_dir: Path) -> Analysis:
-    from gossipgan.netem import report  # lazily, as netclaims: see its docstring
-
-    conds = [NC.condition_rows(f) for f in folders]
-    for rows, curves, _ in conds:  # the target: a quality both methods reach (see SETUP)
-        by = _cells(rows)
-        finals = [by[a]["final_cls_fid"] for a in ("dpoadam", "cpoadam")]
-        if None not in finals:
-            report.add_targets(rows, curves, max(finals))
+    conds = [NC.condition_rows(f, _common_target) for f in folders]
     fig, axes = F.new_figure(len(conds) + 1, cols=3)
     table, labels, times, wins, extra = [], [], [], {}, []
     for ax, (rows, _, _) in zip(axes, conds, strict=False):

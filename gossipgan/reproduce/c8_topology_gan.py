@@ -34,9 +34,14 @@ def grids(scale: str) -> list:
                                    rounds))]
 
 
+def _ring_final(rows: list[dict]) -> float | None:
+    """The target: the ring t = 1 cell's final cls_fid."""
+    return next((r["final_cls_fid"] for r in rows
+                 if r["topology"] == "ring" and r["rounds"] == 1), None)
+
+
 def analyse(folders: list[Path], fig_dir: Path) -> Analysis:
-    (rows, _, label), = [NC.condition_rows(f, {"topology": "ring", "rounds": 1})
-                         for f in folders]
+    (rows, _, label), = [NC.condition_rows(f, _ring_final) for f in folders]
     fig, axes = F.new_figure(2, cols=2)
     NC.wallclock_panel(axes[0], rows, f"DPOAdam, {NC.condition_name(rows[0])}")
     F.bars(axes[1], [NC.cell_name(r) for r in rows], [r["time_to_target_s"] for r in rows],

@@ -69,11 +69,13 @@ def _state(spec: RunSpec, run_dir: Path) -> str:
     return "resume" if (run_dir / "checkpoint.pt").is_file() else "new"
 
 
-def _train_spec(spec: RunSpec, folder: Path) -> tuple[float, bool, bool]:
+def _train_spec(spec: RunSpec, folder: Path, state: str | None = None
+                ) -> tuple[float, bool, bool]:
     """Train `spec` into folder/<name> unless it is finished; resume it if interrupted.
-    Returns (seconds spent, whether it started over, whether Ctrl-C interrupted it)."""
+    `state`: its _state, if the caller has it. Returns (seconds spent, whether it started
+    over, whether Ctrl-C interrupted it)."""
     run_dir = folder / spec.name
-    state = _state(spec, run_dir)
+    state = state or _state(spec, run_dir)
     if state == "done":
         return 0.0, False, False
     (run_dir / DIVERGED).unlink(missing_ok=True)
@@ -96,9 +98,10 @@ def _interrupted(folder: Path) -> Interrupted:
 
 def run_one(spec: RunSpec, folder: Path) -> RunResult:
     """Train `spec` into folder/<name> unless it is finished; resume it if interrupted."""
-    start, fresh = time.perf_counter(), _state(spec, folder / spec.name) == "new"
+    state = _state(spec, folder / spec.name)
+    start, fresh = time.perf_counter(), state == "new"
     try:
-        seconds, fresh, interrupted = _train_spec(spec, folder)
+        seconds, fresh, interrupted = _train_spec(spec, folder, state)
     except BaseException:
         _add_time(folder, spec.name, time.perf_counter() - start, fresh=fresh)
         raise

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from gossipgan.reproduce import figures as F
@@ -32,21 +33,18 @@ def grid(workers: int, bandwidth: str, latency: str, iters: int, every: int, alg
                 compression=list(compression), ddp=list(ddp))
 
 
-def condition_rows(folder: Path, target: dict | None = None) -> tuple[list[dict], dict, str]:
+def condition_rows(folder: Path, target: Callable[[list[dict]], float | None] | None = None
+                   ) -> tuple[list[dict], dict, str]:
     """(rows, curves, emulation label) of the one-condition grid in `folder` (done.json).
-    `target`: {'topology': name, 'rounds': t} whose final cls_fid is the target (default:
-    CPOAdam's, as the benchmark does)."""
+    `target`: the rows -> the cls_fid every cell's time to target is measured to (default, or
+    when it gives None: CPOAdam's final one, as the benchmark does)."""
     from gossipgan.netem import report
 
     grid_spec = json.loads((folder / "grid.json").read_text())
     (result,) = json.loads((folder / "done.json").read_text())
     rows, curves = report.cell_rows(result, {"workers": grid_spec["workers"],
                                              "iters": grid_spec["iters"]})
-    fid = None
-    if target is not None:
-        fid = next((r["final_cls_fid"] for r in rows if r["topology"] == target["topology"]
-                    and r["rounds"] == target["rounds"]), None)
-    report.add_targets(rows, curves, fid)
+    report.add_targets(rows, curves, target(rows) if target else None)
     return rows, curves, result["emulation_label"]
 
 
