@@ -59,7 +59,7 @@ def add_parser(sub) -> None:
                    f"[{','.join(g.compression)}]")
     n.add_argument("--consensus-step", type=float, default=None,
                    help="CHOCO's gamma of the compressed cells [1 for qsgd:8 and qsgd:4, "
-                   "0.3 for the others]")
+                   "0.1 for the others]")
     n.add_argument("--ddp", default=None,
                    help=f"torch DDP baselines, comma list ('' for none) [{','.join(g.ddp)}]")
     n.add_argument("--no-peer", action="store_true", help="skip the decent-dp comparison")

@@ -39,11 +39,12 @@ LABEL = {"netns": "namespaces + {shaper} + TUN delay router",
 
 def default_consensus_step(spec: str) -> float:
     """CHOCO's gamma for a compressed cell. Measured on the grid's GAN (simulator, N = 8
-    ring, 400 iterations, BENCHMARKS.md): 4-bit keeps consensus at the uncompressed level
-    with gamma = 1; top-k 5% drifts apart without bound at 1 and stays bounded at 0.3; 2-bit
-    diverged at 1 (0.3 is an untested guess, as for random-k)."""
+    ring, 1600 iterations, BENCHMARKS.md "Choosing γ on the GAN"): 4-bit keeps consensus near
+    the uncompressed level with gamma = 1; top-k 5% drifts apart without bound at 1 and at
+    0.3 (consensus x1.5 per 40 iterations), and stays bounded at 0.1; 2-bit diverged at 1
+    (0.1 is an untested guess for it, as for random-k)."""
     kind, _, arg = spec.partition(":")
-    return 1.0 if kind == "qsgd" and int(arg) >= 4 else 0.3
+    return 1.0 if kind == "qsgd" and int(arg) >= 4 else 0.1
 
 
 @dataclass

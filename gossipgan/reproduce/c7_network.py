@@ -20,7 +20,7 @@ SETUP = ("`gossipgan bench network`'s grid, one condition at a time: real worker
          "fallback: DistComm's per-hop delay on loopback, no bandwidth limit, and the table's "
          "bandwidth column says 'loopback'). DPOAdam on a ring (t = 1) against CPOAdam "
          "(all-reduce) on the digits GAN (MLP, WGAN-GP, 348 kB per message); beside them "
-         "DPOAdam with top-k 5 % compressed gossip (CHOCO, γ = 0.3) and what users run today, "
+         "DPOAdam with top-k 5 % compressed gossip (CHOCO, with the grid's default γ: the table names it) and what users run today, "
          "torch DDP with Adam and alternating D/G steps (`ddp-adam`, netem/ddp.py; at full "
          "scale not at 100 Mbit/s 20 ms, where it is latency-bound as at 1 Gbit/s 20 ms and "
          "would take 8 minutes more). Target: "
