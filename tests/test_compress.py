@@ -14,9 +14,11 @@ from gossipgan.comm import SimComm
 from gossipgan.comm.compressors import QSGD, RandK, TopK, generator_for, parse_compression
 from gossipgan.errors import ConfigError
 from gossipgan.optim import DPOSG, DPOAdam
+from gossipgan.netem.grid import Grid
 from gossipgan.train import Config, train
 from gossipgan.train.build import build_run
 from gossipgan.train.checkpoint import load_checkpoint
+from gossipgan.train.config import math_differences
 
 
 def _gens(n: int, r: int = 0) -> list[torch.Generator]:
@@ -84,6 +86,34 @@ def test_bad_compression_config(values, message):
         Config().with_values(values)
 
 
+@pytest.mark.parametrize("spec, gamma, expected", [
+    ("none", None, 1.0), ("qsgd:8", None, 1.0), ("qsgd:4", None, 1.0), ("qsgd:2", None, 0.1),
+    ("topk:0.05", None, 0.1), ("randk:0.2", None, 0.1), ("topk:0.05", 0.4, 0.4),
+])
+def test_consensus_step_defaults_to_the_compressors(spec, gamma, expected):
+    """Null gamma is the compressor's measured default (top-k at gamma 1 drifts apart on the
+    GAN), in the config, in the optimizer and in the network benchmark's cells alike."""
+    cfg = Config().with_values({"optim.compression": spec, "optim.consensus_step": gamma})
+    assert cfg.optim.gamma() == expected
+    if spec != "none":
+        opt = DPOSG([torch.zeros(4, 3)], comm=SimComm(topo.ring(4)), lr=0.1, compression=spec,
+                    consensus_step=gamma)
+        assert opt.compression.gamma == expected
+        (cell,) = Grid(algos=["dposg"], topologies=["ring"], rounds=[1], compression=[spec],
+                       compressed_algos=["dposg"], consensus_step=gamma).cells()[1:]
+        assert cell["consensus_step"] == expected
+
+
+def test_a_null_consensus_step_is_the_same_run_as_its_default():
+    """Resume compares the maths: a run saved with gamma 1.0 and no compression (before the
+    default became null) is the run of today's default; top-k at 1.0 is not top-k at null."""
+    old = Config().with_values({"optim.consensus_step": 1.0})
+    assert math_differences(old, Config()) == []
+    topk = Config().with_values({"optim.compression": "topk:0.05"})
+    assert math_differences(topk.with_values({"optim.consensus_step": 1.0}), topk) == [
+        "optim.consensus_step"]
+
+
 def test_time_varying_graph_is_refused():
     with pytest.raises(ConfigError, match="static graph.*one_peer_exponential"):
         DPOSG([torch.zeros(4, 3)], comm=SimComm(topo.one_peer_exponential(4)), lr=0.1,
@@ -97,7 +127,8 @@ def test_no_compression_and_full_topk_equal_plain_gossip():
     outs = []
     for spec in ("none", "topk:1"):
         p = x.clone().requires_grad_(True)
-        opt = DPOSG([p], comm=SimComm(topo.ring(6)), lr=0.1, compression=spec, initial="any")
+        opt = DPOSG([p], comm=SimComm(topo.ring(6)), lr=0.1, compression=spec, initial="any",
+                    consensus_step=None if spec == "none" else 1.0)
         for _ in range(4):
             p.grad = p.detach().pow(2)
             opt.step()
@@ -165,6 +196,7 @@ def _solve(game: str, compression: str, iters: int, target: float | None = None)
         "game.name": game, "game.dim": 10, "game.heterogeneity": 0.5 if game == "bilinear"
         else 0.0, "game.noise": 0.0 if game == "bilinear" else 0.1, "optim.algo": "dposg",
         "optim.lr": 0.2 if game == "bilinear" else 0.05, "optim.compression": compression,
+        "optim.consensus_step": None if compression == "none" else 1.0,  # BENCHMARKS' table
         "topology.workers": 8, "run.batch": 8, "run.quality_every": 0})
     run = build_run(cfg)
     value = None

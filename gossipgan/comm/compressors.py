@@ -45,6 +45,11 @@ def generator_for(seed: int, worker: int, round_index: int, device) -> torch.Gen
 
 class Compressor(abc.ABC):
     spec: str = "none"
+    # CHOCO's consensus step gamma when the config leaves it null. Measured on the digits GAN
+    # (DPOAdam, 8-worker ring, 1600 iterations, BENCHMARKS.md "Choosing γ on the GAN"): at 4
+    # and 8 bits gamma = 1 keeps the workers together; top-k 5 % drifts apart without bound at
+    # 1 and at 0.3 and stays bounded at 0.1. 0.1 for random-k and 2 bits is a guess.
+    default_consensus_step: float = 0.1
 
     @abc.abstractmethod
     def encode(self, x: Tensor, gens: list[torch.Generator]) -> list[Tensor]:
@@ -111,6 +116,7 @@ class QSGD(Compressor):
 
     def __init__(self, bits: int):
         self.bits, self.spec = bits, f"qsgd:{bits}"
+        self.default_consensus_step = 1.0 if bits >= 4 else 0.1
         self.levels = 2 ** (bits - 1) - 1
         self.per_byte = 8 // bits
 
@@ -186,4 +192,13 @@ def parse_compression(spec: str) -> Compressor | None:
     raise ConfigError(f"unknown optim.compression {spec!r}; {allowed}")
 
 
-__all__ = ["BITS", "Compressor", "QSGD", "RandK", "TopK", "generator_for", "parse_compression"]
+def consensus_step_for(spec: str, gamma: float | None) -> float:
+    """gamma itself, or (None) the compressor's default: 1 without compression."""
+    if gamma is not None:
+        return gamma
+    compressor = parse_compression(spec)
+    return 1.0 if compressor is None else compressor.default_consensus_step
+
+
+__all__ = ["BITS", "Compressor", "QSGD", "RandK", "TopK", "consensus_step_for", "generator_for",
+           "parse_compression"]

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from gossipgan import topology as topo
+from gossipgan.comm.compressors import consensus_step_for
 from gossipgan.errors import ConfigError
 from gossipgan.netem import net
 from gossipgan.netem.launch import start_workers, wait_for, wait_until
@@ -35,16 +36,6 @@ EMULATIONS = ("netns", "app-delay")
 LABEL = {"netns": "namespaces + {shaper} + TUN delay router",
          "app-delay": "FALLBACK: application-level per-hop delay in DistComm, loopback, "
                       "bandwidth not limited"}
-
-
-def default_consensus_step(spec: str) -> float:
-    """CHOCO's gamma for a compressed cell. Measured on the grid's GAN (simulator, N = 8
-    ring, 1600 iterations, BENCHMARKS.md "Choosing γ on the GAN"): 4-bit keeps consensus near
-    the uncompressed level with gamma = 1; top-k 5% drifts apart without bound at 1 and at
-    0.3 (consensus x1.5 per 40 iterations), and stays bounded at 0.1; 2-bit diverged at 1
-    (0.1 is an untested guess for it, as for random-k)."""
-    kind, _, arg = spec.partition(":")
-    return 1.0 if kind == "qsgd" and int(arg) >= 4 else 0.1
 
 
 @dataclass
@@ -66,7 +57,7 @@ class Grid:
     compression: list[str] = field(default_factory=lambda: ["topk:0.05", "qsgd:4"])
     compressed_algos: list[str] = field(default_factory=lambda: ["dpoadam"])
     compressed_topologies: list[str] = field(default_factory=lambda: ["ring"])
-    consensus_step: float | None = None  # None: default_consensus_step of each compressor
+    consensus_step: float | None = None  # None: each compressor's default
     # what users run today (netem/ddp.py); only where the emulated network carries it
     ddp: list[str] = field(default_factory=lambda: ["ddp-adam", "ddp-adam-fp16"])
 
@@ -108,7 +99,7 @@ class Grid:
         for spec in self.compression:
             for algo in [a for a in self.compressed_algos if a in self.algos]:
                 for name in [t for t in self.compressed_topologies if t in self.topologies]:
-                    gamma = self.consensus_step or default_consensus_step(spec)
+                    gamma = consensus_step_for(spec, self.consensus_step)
                     out.append({"algo": algo, "topology": name, "rounds": 1,
                                 "compression": spec, "consensus_step": gamma})
         for c in out:

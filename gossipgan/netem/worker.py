@@ -47,7 +47,7 @@ def cell_config(spec: dict, cell: dict) -> Config:
     compressed = cell.get("compression", "none") != "none"
     return base.with_values({
         "optim.compression": cell.get("compression", "none"),
-        "optim.consensus_step": cell["consensus_step"] if compressed else 1.0,
+        "optim.consensus_step": cell["consensus_step"] if compressed else None,
         "optim.algo": cell["algo"],
         "topology.name": cell["topology"] if cell["topology"] != "all_reduce" else "ring",
         "optim.rounds": cell["rounds"],
@@ -68,7 +68,7 @@ def cell_optimizer(cfg: Config, sizes: list[int]) -> GossipOptimizer:
     cls = optimizer_class(o.algo)
     kwargs = {"moments": o.moments} if cls.direction == "adam" else {}
     return cls(xs, comm=comm, lr=o.lr, rounds=o.rounds, compression=o.compression,
-               consensus_step=o.consensus_step, compression_seed=cfg.run.seed, **kwargs)
+               consensus_step=o.gamma(), compression_seed=cfg.run.seed, **kwargs)
 
 
 def cell_comm(cfg: Config, sizes: list[int]) -> Callable[[int], None]:

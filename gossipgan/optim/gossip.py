@@ -60,7 +60,7 @@ class GossipOptimizer(Optimizer):
         eps: float = 1e-8,
         moments: str = "local",
         compression: str = "none",
-        consensus_step: float = 1.0,
+        consensus_step: float | None = None,
         compression_seed: int = 0,
         initial: str = "check",
     ):

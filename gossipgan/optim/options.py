@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from gossipgan.comm.base import Communicator
 from gossipgan.comm.compress import CompressedGossip
-from gossipgan.comm.compressors import parse_compression
+from gossipgan.comm.compressors import consensus_step_for, parse_compression
 from gossipgan.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -32,18 +32,19 @@ def check_hyperparameters(lr: float, rounds: int, betas: tuple[float, float], ep
         raise ConfigError(f"Invalid epsilon value: {eps} (must be >= 0)")
 
 
-def compression_layer(opt: GossipOptimizer, comm: Communicator, spec: str, gamma: float,
-                      seed: int) -> CompressedGossip | None:
-    """The CHOCO layer the spec asks for (None: plain gossip), or a one-line ConfigError."""
+def compression_layer(opt: GossipOptimizer, comm: Communicator, spec: str,
+                      gamma: float | None, seed: int) -> CompressedGossip | None:
+    """The CHOCO layer the spec asks for (None: plain gossip), or a one-line ConfigError.
+    gamma None: the compressor's default consensus step (compressors.py)."""
     compressor = parse_compression(spec)
-    if not 0 < gamma <= 1:
+    if gamma is not None and not 0 < gamma <= 1:
         raise ConfigError(f"Invalid consensus_step: {gamma} (must be in (0, 1])")
     if compressor is None:
-        if gamma != 1:
+        if gamma not in (None, 1):
             raise ConfigError(f"consensus_step={gamma} applies only with compression (got "
                               "compression='none')")
         return None
     if opt.centralized:
         raise ConfigError(f"compression={spec!r} applies only to decentralized methods (the "
                           "centralized ones all-reduce gradients)")
-    return CompressedGossip(comm, compressor, gamma, seed)
+    return CompressedGossip(comm, compressor, consensus_step_for(spec, gamma), seed)

@@ -86,8 +86,10 @@ NON_MATH_KEYS = {
 
 
 def math_differences(a: Config, b: Config) -> list[str]:
-    """Keys whose values differ between two configs and that change the maths."""
-    da, db = a.to_dict(), b.to_dict()
+    """Keys whose values differ between two configs and that change the maths (a null that
+    stands for a default compares as that default: a run saved with consensus_step 1.0 and
+    no compression is the same run as one with null)."""
+    da, db = (c.with_values({"optim.consensus_step": c.optim.gamma()}).to_dict() for c in (a, b))
     return [f"{s}.{k}" for s in da for k in da[s]
             if f"{s}.{k}" not in NON_MATH_KEYS and da[s][k] != db[s][k]]
 

@@ -143,8 +143,9 @@ class OptimConfig(_Section):
                       "(gossiped with x)")
     compression: str = _f("none", "decentralized methods: compressed gossip with error "
                           "feedback (CHOCO): none, topk:F, randk:F (fraction F), qsgd:B (B bits)")
-    consensus_step: float = _f(1.0, "compressed gossip: consensus step gamma in (0, 1] "
-                               "(smaller for stronger compression)")
+    consensus_step: float | None = _f(None, "compressed gossip: consensus step gamma in "
+                                      "(0, 1] (null = 1 for qsgd:8, qsgd:4, 0.1 for topk, "
+                                      "randk, qsgd:2)")
 
     def check(self) -> None:
         self._choice("algo", ALGORITHMS)
@@ -165,15 +166,21 @@ class OptimConfig(_Section):
         from gossipgan.comm.compressors import parse_compression
 
         compressor = parse_compression(self.compression)
-        if not 0 < self.consensus_step <= 1:
-            raise ConfigError(f"optim.consensus_step must be in (0, 1], got "
-                              f"{self.consensus_step}")
-        if compressor is None and self.consensus_step != 1:
+        gamma = self.consensus_step
+        if gamma is not None and not 0 < gamma <= 1:
+            raise ConfigError(f"optim.consensus_step must be in (0, 1], got {gamma}")
+        if compressor is None and gamma not in (None, 1):
             raise ConfigError(f"optim.consensus_step={self.consensus_step} applies only with "
                               "optim.compression (it is 'none')")
         if compressor is not None and cls.centralized:
             raise ConfigError(f"optim.compression applies only to decentralized methods, not "
                               f"{self.algo} (it all-reduces gradients)")
+
+    def gamma(self) -> float:
+        """The consensus step the run uses: consensus_step, or the compressor's default."""
+        from gossipgan.comm.compressors import consensus_step_for
+
+        return consensus_step_for(self.compression, self.consensus_step)
 
 
 @dataclass(frozen=True)
