@@ -80,7 +80,11 @@ def test_stalled_peer_ends_the_run_and_resume_continues_exactly(tmp_path):
     assert lines, err[-3000:]
     named = [{int(r) for r in m.group(1).split(",")} for line in lines
              if (m := re.search(r"rank\(s\) ([\d, ]+)", line))]
-    assert any(2 in ranks for ranks in named), lines  # someone names the frozen rank
+    # Someone names the frozen rank, or a live rank's neighbour exited first (it timed out on
+    # rank 2 while this rank was still waiting for it): then this rank's wait *failed* on that
+    # neighbour's closed connection, and it names the peer it really waited for.
+    assert any(2 in ranks for ranks in named) or any(" failed (" in line for line in lines), (
+        lines, err[-3000:])
     assert all("newest checkpoint here is" in line and "--resume" in line for line in lines)
     assert "Traceback" not in "\n".join(
         line for line in err.splitlines() if "gossipgan" in line), err[-3000:]
