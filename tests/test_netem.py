@@ -159,6 +159,25 @@ def test_cli_bad_input(argv, message, capsys, tmp_path):
     assert re.search(message, capsys.readouterr().err)
 
 
+def test_plots_keep_compressed_and_ddp_cells_apart():
+    """Each cell is its own series with its own look: a compressed cell is not drawn into the
+    uncompressed cell of the same algorithm and topology, nor DDP into CPOAdam."""
+    from gossipgan.netem import plots
+
+    base = {"algo": "dpoadam", "topology": "ring", "rounds": 1, "compression": "none",
+            "bandwidth": "1Gbit/s", "latency_ms": 20.0, "wall_per_iter_ms": 1.0,
+            "comm_per_iter_ms": 1.0}
+    rows = [base, {**base, "compression": "topk:0.05", "consensus_step": 0.1},
+            {**base, "compression": "qsgd:4", "consensus_step": 1.0},
+            {**base, "algo": "cpoadam", "topology": "all_reduce"},
+            {**base, "algo": "ddp-adam", "topology": "all_reduce"}]
+    (cells,) = plots._series(rows, "bandwidth", "latency_ms").values()
+    assert list(cells) == ["dpoadam ring t=1", "dpoadam ring t=1 topk:0.05 γ=0.1",
+                           "dpoadam ring t=1 qsgd:4 γ=1", "cpoadam all_reduce", "ddp-adam"]
+    looks = [tuple(sorted((k, str(v)) for k, v in plots._style(r).items())) for r in rows]
+    assert len(set(looks)) == len(rows)
+
+
 def test_conditions_run_fastest_rate_first():
     g = grid.Grid(bandwidths=["10mbit", "1gbit"], latencies=["20ms", "0"])
     assert g.conditions() == [(1e9, 0.0), (1e9, 0.02), (1e7, 0.0), (1e7, 0.02)]

@@ -78,13 +78,15 @@ def test_stalled_peer_ends_the_run_and_resume_continues_exactly(tmp_path):
         h.kill_group(proc)
     lines = [line for line in err.splitlines() if line.startswith("gossipgan: error:")]
     assert lines, err[-3000:]
-    named = [{int(r) for r in m.group(1).split(",")} for line in lines
-             if (m := re.search(r"rank\(s\) ([\d, ]+)", line))]
-    # Someone names the frozen rank, or a live rank's neighbour exited first (it timed out on
-    # rank 2 while this rank was still waiting for it): then this rank's wait *failed* on that
-    # neighbour's closed connection, and it names the peer it really waited for.
-    assert any(2 in ranks for ranks in named) or any(" failed (" in line for line in lines), (
-        lines, err[-3000:])
+    # Each line names the rank(s) its own rank waited for. That is rank 2 when the wait was on
+    # it directly; a live rank blocked on a neighbour that waits for rank 2 names that
+    # neighbour (what it waited for), and torchrun ends the others when the first one exits.
+    for line in lines:
+        me = int(re.search(r"error: rank (\d+):", line).group(1))
+        m = re.search(r"rank\(s\) ([\d, ]+)", line)
+        assert m, (line, err[-3000:])
+        named = {int(r) for r in m.group(1).split(",")}
+        assert named and me not in named and named <= set(range(N)), line
     assert all("newest checkpoint here is" in line and "--resume" in line for line in lines)
     assert "Traceback" not in "\n".join(
         line for line in err.splitlines() if "gossipgan" in line), err[-3000:]
@@ -110,3 +112,35 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().split()[2]
     except OSError:
         return "Z"
+
+
+class _Store:
+    """The part of a torch.distributed store `_laggards` uses."""
+
+    def __init__(self, values: dict[str, str]):
+        self.values = dict(values)
+
+    def set(self, key: str, value: str) -> None:
+        self.values[key] = value
+
+    def check(self, keys: list[str]) -> bool:
+        return all(k in self.values for k in keys)
+
+    def get(self, key: str) -> bytes:
+        return self.values[key].encode()
+
+
+@pytest.mark.parametrize("beats, stuck, expected", [
+    ((4, 4, 3), (), [2]),        # rank 2 froze between collectives: its count is behind
+    ((4, 4, 4), (1,), [2]),      # inside one: rank 1 failed too, rank 2 stayed silent
+    ((4, 4, 4), (1, 2), []),     # everyone else failed too: nobody to name
+])
+def test_a_failed_collective_names_the_ranks_it_waits_for(monkeypatch, beats, stuck, expected):
+    from gossipgan.comm import dist as gdist
+
+    store = _Store({gdist.HEARTBEAT.format(rank=r): str(b) for r, b in enumerate(beats)}
+                   | {gdist.STUCK.format(rank=r): "1" for r in stuck})
+    monkeypatch.setattr(gdist, "_store", lambda: store)
+    monkeypatch.setattr(gdist, "STUCK_GRACE_S", 0.0)
+    monkeypatch.setattr(gdist.dist, "get_world_size", lambda: len(beats))
+    assert gdist._laggards(0) == expected

@@ -100,6 +100,8 @@ def local_device(backend: str) -> torch.device:
 
 
 HEARTBEAT = "gossipgan/heartbeat/{rank}"
+STUCK = "gossipgan/stuck/{rank}"
+STUCK_GRACE_S = 2.0  # how long a failed collective waits for the other live ranks to say so
 
 
 def _store():
@@ -112,7 +114,9 @@ def _store():
 
 
 def _laggards(me: int) -> list[int]:
-    """Ranks whose last heartbeat is behind this rank's: the ones a collective waits for."""
+    """Ranks whose last heartbeat is behind this rank's: the ones a collective waits for; if
+    none is behind (a rank froze inside a collective, or before an uncounted one), the ranks
+    that stay silent (`_silent`)."""
     store = _store()
     if store is None:
         return []
@@ -121,9 +125,20 @@ def _laggards(me: int) -> list[int]:
         for r in range(dist.get_world_size()):
             key = HEARTBEAT.format(rank=r)
             beats[r] = int(store.get(key)) if store.check([key]) else -1
+        behind = [r for r, step in beats.items() if step < beats[me]]
+        return behind or _silent(store, me)
     except Exception:  # noqa: BLE001 - the store went away too: name no peer
         return []
-    return [r for r, step in beats.items() if step < beats[me]]
+
+
+def _silent(store, me: int) -> list[int]:
+    """The ranks that did not fail too. A rank whose collective failed says so in the store and
+    waits STUCK_GRACE_S: the other live ranks wait in the same collective, so their timeouts
+    fire within that time and they say so too; the ranks still silent are frozen or dead."""
+    store.set(STUCK.format(rank=me), "1")
+    time.sleep(STUCK_GRACE_S)
+    return [r for r in range(dist.get_world_size())
+            if r != me and not store.check([STUCK.format(rank=r)])]
 
 
 @contextlib.contextmanager

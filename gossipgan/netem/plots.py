@@ -8,33 +8,40 @@ from pathlib import Path
 from matplotlib import colormaps
 from matplotlib.figure import Figure  # no pyplot: no global backend, no figure registry
 
-
-def _cell(r: dict) -> str:
-    if r["topology"] == "all_reduce":
-        return f"{r['algo']} all-reduce"
-    return f"{r['algo']} {r['topology']} t={r['rounds']}"
+from gossipgan.netem.report import cell_name
 
 
 TOPOLOGY_COLOR = {"ring": 0, "exponential": 2, "one_peer_exponential": 4, "torus": 6,
                   "hypercube": 8, "complete": 10, "star": 12, "erdos_renyi": 14}
+COMPRESSED = {"topk": ("tab:orange", "x"), "randk": ("tab:olive", "+"),
+              "qsgd": ("tab:purple", "P")}
 
 
 def _style(r: dict) -> dict:
-    """Colour by topology (darker: SGD, lighter: Adam), dashes for t >= 2, black all-reduce."""
+    """Colour by topology (darker: SGD, lighter: Adam), dashes for t >= 2; compressed cells
+    dash-dotted in their compressor's colour; grey all-reduce; red DDP (dotted: fp16 hook)."""
     adam = "adam" in r["algo"]
+    if r["algo"].startswith("ddp"):
+        return {"color": "firebrick", "linestyle": ":" if "fp16" in r["algo"] else "-",
+                "linewidth": 2.0, "marker": "X"}
     if r["topology"] == "all_reduce":
         return {"color": "dimgray" if adam else "black", "linestyle": ":" if adam else "-",
                 "linewidth": 2.2, "marker": "D" if adam else "s"}
     shade = TOPOLOGY_COLOR.get(r["topology"], 16) + (1 if adam else 0)
-    return {"color": colormaps["tab20"](shade), "linestyle": "-" if r["rounds"] == 1 else "--",
-            "marker": "^" if adam else "o", "linewidth": 1.2}
+    style = {"color": colormaps["tab20"](shade), "linestyle": "-" if r["rounds"] == 1 else "--",
+             "marker": "^" if adam else "o", "linewidth": 1.2}
+    kind = r.get("compression", "none").partition(":")[0]
+    if kind != "none":  # a colour and marker per compressor, dash-dots
+        color, marker = COMPRESSED.get(kind, ("tab:cyan", "*"))
+        style.update(linestyle="-.", marker=marker, markersize=8, color=color)
+    return style
 
 
 def _series(rows: list[dict], group_key: str, x_key: str):
     """{group value: {cell: [(x, wall ms, comm ms)]}} sorted by x."""
     out: dict = {}
     for r in rows:
-        out.setdefault(r[group_key], {}).setdefault(_cell(r), []).append(
+        out.setdefault(r[group_key], {}).setdefault(cell_name(r), []).append(
             (r[x_key], r["wall_per_iter_ms"], r["comm_per_iter_ms"], r))
     for cells in out.values():
         for pts in cells.values():
@@ -99,7 +106,7 @@ def plot_all(rows: list[dict], curves: dict, out: Path) -> list[Path]:
                 continue
             curve = curves.get((cond, r["name"]), [])
             if curve:
-                ax.plot([c[0] for c in curve], [c[1] for c in curve], label=_cell(r),
+                ax.plot([c[0] for c in curve], [c[1] for c in curve], label=cell_name(r),
                         **_style(r))
         ax.set_title(f"{cond[0]}, {cond[1]:g} ms", fontsize=9)
         ax.set_xlabel("training wall-clock (s)")
