@@ -13,8 +13,8 @@ from gossipgan import topology as topo
 from gossipgan.comm import SimComm
 from gossipgan.comm.compressors import QSGD, RandK, TopK, generator_for, parse_compression
 from gossipgan.errors import ConfigError
-from gossipgan.optim import DPOSG, DPOAdam
 from gossipgan.netem.grid import Grid
+from gossipgan.optim import DPOSG, DPOAdam
 from gossipgan.train import Config, train
 from gossipgan.train.build import build_run
 from gossipgan.train.checkpoint import load_checkpoint

@@ -10,7 +10,6 @@ from matplotlib.figure import Figure  # no pyplot: no global backend, no figure 
 
 from gossipgan.netem.report import cell_name
 
-
 TOPOLOGY_COLOR = {"ring": 0, "exponential": 2, "one_peer_exponential": 4, "torus": 6,
                   "hypercube": 8, "complete": 10, "star": 12, "erdos_renyi": 14}
 COMPRESSED = {"topk": ("tab:orange", "x"), "randk": ("tab:olive", "+"),
