@@ -1,7 +1,5 @@
 """`python -m gossipgan` is the `gossipgan` command."""
 
-import sys
+from gossipgan.cli import entry
 
-from gossipgan.cli import main
-
-sys.exit(main())
+entry()

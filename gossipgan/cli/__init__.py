@@ -65,6 +65,21 @@ def _error(message: str, code: int, shared: bool = False) -> int:
     return code
 
 
+def entry() -> None:
+    """The `gossipgan` command: exits with main()'s status. A rank of a torch.distributed
+    launch (RANK in the environment) leaves with os._exit once its output is flushed: at
+    interpreter exit torch's C++ threads (the store rank 0 hosts, gloo's) can be destroyed
+    while a peer is still connected, and abort a process whose result is already known
+    (SIGABRT, 'terminate called without an active exception', seen on an error exit)."""
+    code = main()
+    if "RANK" in os.environ:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Exit status: 0 done (or interrupted with a checkpoint), 2 bad input or a file or memory
     problem (one line), 3 training diverged (one line), 4 a peer stalled or died under
