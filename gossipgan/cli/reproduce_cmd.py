@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
         "REPRODUCTION.md with figures and CSV tables under docs/reproduction/. Each claim is "
         "reported at the largest scale whose runs are all finished.")
     p.add_argument("--quick", action="store_true",
-                   help="small sizes (11.9 min measured on 2 cores)")
+                   help="small sizes (7.3 min measured on 2 cores)")
     p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # the test's scale
     p.add_argument("--only", default=None, metavar="N,M",
                    help="comma list of claim numbers (1-8), e.g. --only 3,6")

@@ -40,7 +40,7 @@ Rerun everything (skips finished runs, resumes interrupted ones, redraws this fi
 
     gossipgan reproduce --out runs/reproduce            # full scale
     gossipgan reproduce --jobs 2 --out runs/reproduce   # two simulator runs at a time
-    gossipgan reproduce --quick --out runs/reproduce    # small sizes, 11.9 min measured
+    gossipgan reproduce --quick --out runs/reproduce    # small sizes, 7.3 min measured
     gossipgan reproduce --only 3,6 --out runs/reproduce # some claims
     gossipgan reproduce --report-only --out runs/reproduce   # redraw from the run folders
 """
