@@ -173,7 +173,7 @@ def test_plots_keep_compressed_and_ddp_cells_apart():
             {**base, "algo": "ddp-adam", "topology": "all_reduce"}]
     (cells,) = plots._series(rows, "bandwidth", "latency_ms").values()
     assert list(cells) == ["dpoadam ring t=1", "dpoadam ring t=1 topk:0.05 γ=0.1",
-                           "dpoadam ring t=1 qsgd:4 γ=1", "cpoadam all_reduce", "ddp-adam"]
+                           "dpoadam ring t=1 qsgd:4 γ=1", "cpoadam all-reduce", "ddp-adam"]
     looks = [tuple(sorted((k, str(v)) for k, v in plots._style(r).items())) for r in rows]
     assert len(set(looks)) == len(rows)
 

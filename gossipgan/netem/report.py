@@ -270,8 +270,9 @@ def cell_name(r: dict) -> str:
     if r["algo"].startswith("ddp"):
         return r["algo"]
     comp = r.get("compression", "none")
-    return f"{r['algo']} {r['topology']}" + (
-        f" t={r['rounds']}" if r["topology"] != "all_reduce" else "") + (
+    if r["topology"] == "all_reduce":
+        return f"{r['algo']} all-reduce"
+    return f"{r['algo']} {r['topology']} t={r['rounds']}" + (
         f" {comp} γ={r['consensus_step']:g}" if comp != "none" else "")
 
 
