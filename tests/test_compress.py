@@ -190,6 +190,20 @@ def test_compressed_run_resumes_exactly(tmp_path, monkeypatch):
     assert all("pub_hat0" in s for s in state.values())
 
 
+def test_a_run_records_the_consensus_step_it_used(tmp_path, monkeypatch):
+    """Null in config.yaml (what was asked), the compressor's default in summary.json."""
+    import json
+
+    import gossipgan.train.loop as loop
+
+    monkeypatch.setattr(loop, "plot_run", lambda out: None)
+    train(_cfg(**{"optim.compression": "topk:0.1", "optim.consensus_step": None,
+                  "run.iters": 2}), tmp_path, progress=False)
+    assert json.loads((tmp_path / "summary.json").read_text())["derived"][
+        "consensus_step"] == 0.1
+    assert "consensus_step: null" in (tmp_path / "config.yaml").read_text()
+
+
 def _solve(game: str, compression: str, iters: int, target: float | None = None) -> tuple:
     """(||T(x_bar)||^2 at the end or the first iteration at or below `target`, bytes)."""
     cfg = Config().with_values({

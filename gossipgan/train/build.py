@@ -53,6 +53,8 @@ class Run:
         out = {"device": str(self.device), "vectorize": self.workers.vectorize}
         if isinstance(self.comm, SimComm):
             out["mixing"] = self.comm.mode
+        if self.optimizer.compression is not None:  # optim.consensus_step null: its default
+            out["consensus_step"] = self.optimizer.compression.gamma
         return out
 
 
