@@ -222,9 +222,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    code = main(sys.argv[1:])
-    # as gossipgan.cli.entry: torch's threads destroyed at interpreter exit can abort a rank
-    # whose results are written (SIGABRT, seen once in a suite run); leave without them
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    from gossipgan.comm.dist import leave
+
+    leave(main(sys.argv[1:]))  # as the gossipgan command: no teardown abort after the results

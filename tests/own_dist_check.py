@@ -4,7 +4,6 @@ and plain per-process modules. Every rank writes OUT/rank{r}.json with what it s
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import torch
@@ -14,6 +13,7 @@ from torch.nn import functional as F
 
 from gossipgan import topology
 from gossipgan.comm import DistComm, init_process_group
+from gossipgan.comm.dist import leave
 from gossipgan.errors import ConfigError
 from gossipgan.optim import DPOAdam
 from gossipgan.own import iterate_state_dict, simultaneous_backward, use_iterate
@@ -100,9 +100,4 @@ def main(out: str) -> int:
 
 
 if __name__ == "__main__":
-    code = main(sys.argv[1])
-    # as gossipgan.cli.entry: torch's threads destroyed at interpreter exit can abort a rank
-    # whose results are written (SIGABRT, seen once in a suite run); leave without them
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    leave(main(sys.argv[1]))  # as the gossipgan command: no teardown abort after the results

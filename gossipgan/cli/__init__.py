@@ -66,17 +66,14 @@ def _error(message: str, code: int, shared: bool = False) -> int:
 
 
 def entry() -> None:
-    """The `gossipgan` command: exits with main()'s status. A rank of a torch.distributed
-    launch (RANK in the environment) leaves with os._exit once its output is flushed: at
-    interpreter exit torch's C++ threads (the store rank 0 hosts, gloo's) can be destroyed
-    while a peer is still connected, and abort a process whose result is already known
-    (SIGABRT, 'terminate called without an active exception', seen on an error exit)."""
+    """The `gossipgan` command: exits with main()'s status; a rank of a torch.distributed
+    launch (RANK in the environment) through `gossipgan.comm.dist.leave`, which skips the
+    interpreter teardown that can abort it (seen on an error exit)."""
     code = main()
     if "RANK" in os.environ:
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+        from gossipgan.comm.dist import leave
+
+        leave(code)
     sys.exit(code)
 
 

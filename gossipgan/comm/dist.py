@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import logging
 import os
+import sys
 import time
+import typing
 
 import torch
 import torch.distributed as dist
@@ -91,6 +94,17 @@ def _attempt_store() -> dist.Store | None:
 def _world_error(world: int, n_workers: int) -> str:
     return (f"world size {world} differs from the topology's {n_workers} workers: set --workers "
             "to the number of processes")
+
+
+def leave(code: int) -> typing.NoReturn:
+    """End this rank's process with exit status `code` once its output is flushed, without
+    the interpreter's teardown: there torch's C++ threads (the store rank 0 hosts, gloo's)
+    can be destroyed while a peer is still connected and abort a process whose result is
+    already written (SIGABRT, 'terminate called without an active exception')."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def local_device(backend: str) -> torch.device:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import statistics
 import sys
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from gossipgan.comm.dist import DistComm, init_process_group
+from gossipgan.comm.dist import DistComm, init_process_group, leave
 from gossipgan.netem import alphabeta, ddp
 from gossipgan.netem.calibration import calibrate
 from gossipgan.optim import GossipOptimizer, optimizer_class
@@ -46,10 +45,9 @@ def cell_config(spec: dict, cell: dict) -> Config:
     """The run config of one cell: the grid's shared config with the cell's algorithm,
     topology and rounds, on torch.distributed over this condition's workers."""
     base = Config.from_dict(spec["config"])
-    compressed = cell.get("compression", "none") != "none"
     return base.with_values({
         "optim.compression": cell.get("compression", "none"),
-        "optim.consensus_step": cell["consensus_step"] if compressed else None,
+        "optim.consensus_step": cell.get("consensus_step"),  # compressed cells only
         "optim.algo": cell["algo"],
         "topology.name": cell["topology"] if cell["topology"] != "all_reduce" else "ring",
         "optim.rounds": cell["rounds"],
@@ -70,7 +68,8 @@ def cell_optimizer(cfg: Config, sizes: list[int]) -> GossipOptimizer:
     cls = optimizer_class(o.algo)
     kwargs = {"moments": o.moments} if cls.direction == "adam" else {}
     return cls(xs, comm=comm, lr=o.lr, rounds=o.rounds, compression=o.compression,
-               consensus_step=o.gamma(), compression_seed=cfg.run.seed, **kwargs)
+               consensus_step=o.consensus_step, compression_seed=cfg.run.seed,
+               **kwargs)
 
 
 def cell_comm(cfg: Config, sizes: list[int]) -> Callable[[int], None]:
@@ -236,10 +235,5 @@ if __name__ == "__main__":
     # DDP's note on a [1, d] parameter's gradient layout (size-1 dimensions: the same memory
     # order) fills workers.log once per model and condition; it changes nothing measured here
     warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
-    code = main(sys.argv[1], int(sys.argv[2]))
-    # result.json is written: leave without torch's C++ teardown, which can abort a rank at
-    # interpreter exit (as gossipgan.cli.entry), and the driver waits for exit status 0
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    # the driver waits for exit status 0 of every worker: no teardown abort after result.json
+    leave(main(sys.argv[1], int(sys.argv[2])))

@@ -106,7 +106,7 @@ def build_optimizer(cfg: Config, game: Game, workers: Workers, comm: Communicato
             groups.append({"params": params, "lr": lr})
     cls = optimizer_class(o.algo)
     kwargs = dict(lr=o.lr, rounds=o.rounds, compression=o.compression,
-                  consensus_step=o.gamma(), compression_seed=cfg.run.seed)
+                  consensus_step=o.consensus_step, compression_seed=cfg.run.seed)
     if cls.direction == "adam":
         kwargs.update(betas=(o.beta1, o.beta2), eps=o.eps, moments=o.moments)
     return cls(groups, comm=comm, **kwargs)
